@@ -1,0 +1,1 @@
+"""The service: command line, composition root, chat adapters and card rendering."""

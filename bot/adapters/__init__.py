@@ -1,0 +1,1 @@
+"""Chat adapters: each turns platform events into :class:`graph.events.Inbound` and renders replies."""

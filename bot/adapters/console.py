@@ -1,0 +1,102 @@
+"""The terminal adapter behind ``solo chat``: interactive or driven by piped stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import uuid
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from bot.adapters.base import ChatAdapter, EventHandler
+from bot.cards import render_card_text, render_outcome_text
+from graph.events import ApprovalCard, Inbound
+
+CHAT = "terminal"
+OPERATOR = "console"
+_DECISION = re.compile(r"^(?P<verb>a|approve|r|reject)(?:\s+(?P<id>[a-z2-7]{8}))?$", re.IGNORECASE)
+
+
+class ConsoleAdapter(ChatAdapter):
+    """Reads one message per line; ``a``/``r`` (optionally with an approval id) answer cards.
+
+    Lines are handled one at a time, in order, so a piped script behaves like a conversation.
+    Whoever sits at the terminal is the operator.
+
+    Args:
+        stdin, stdout: the streams (tests pass pipes).
+        timezone: for times on cards.
+    """
+
+    name = "console"
+
+    def __init__(self, *, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
+                 timezone: ZoneInfo = ZoneInfo("UTC")) -> None:
+        self._in = stdin
+        self._out = stdout
+        self._tz = timezone
+        self._session = uuid.uuid4().hex[:12]
+        self._count = 0
+        self._last_card: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.interactive = stdin.isatty()
+
+    def _print(self, text: str) -> None:
+        print(text, file=self._out, flush=True)
+
+    async def start(self, on_event: EventHandler) -> None:
+        """Start reading lines in the background."""
+        self._task = asyncio.create_task(self._read_loop(on_event))
+
+    async def wait_closed(self) -> None:
+        """Until the operator quits or stdin ends."""
+        if self._task is not None:
+            await self._task
+
+    async def stop(self) -> None:
+        """Stop reading (a line being handled is finished first)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def _read_loop(self, on_event: EventHandler) -> None:
+        while True:
+            if self.interactive:
+                print("> ", end="", file=self._out, flush=True)
+            line = await asyncio.to_thread(self._in.readline)
+            if not line:
+                return
+            text = line.strip()
+            if not text:
+                continue
+            if text.lower() in ("quit", "exit", "/quit"):
+                return
+            await on_event(self._inbound(text))
+
+    def _inbound(self, text: str) -> Inbound:
+        self._count += 1
+        event_id = f"{self._session}:{self._count}"
+        match = _DECISION.match(text)
+        if match:
+            verb = "approve" if match["verb"].lower().startswith("a") else "reject"
+            approval_id = (match["id"] or self._last_card or "").lower()
+            return Inbound(channel=self.name, chat=CHAT, actor=OPERATOR, event_id=event_id,
+                           text=text, verb=verb, approval_id=approval_id)
+        return Inbound(channel=self.name, chat=CHAT, actor=OPERATOR, event_id=event_id, text=text)
+
+    async def send(self, chat: str, text: str) -> None:
+        """Print ``text``."""
+        self._print(text)
+
+    async def post_card(self, chat: str, card: ApprovalCard) -> Any:
+        """Print the card; ``a``/``r`` alone now answer it."""
+        self._print(render_card_text(card, timezone=self._tz))
+        if card.pending:
+            self._last_card = card.approval_id
+        return card.approval_id
+
+    async def update_card(self, chat: str, ref: Any, card: ApprovalCard) -> None:
+        """Print the card's outcome."""
+        self._print(render_outcome_text(card))
+        if self._last_card == card.approval_id:
+            self._last_card = None

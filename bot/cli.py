@@ -1,0 +1,100 @@
+"""The ``solo`` command: ``chat``, ``serve``, ``understand``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from bot.adapters.console import ConsoleAdapter
+from bot.app import SoloApp
+from config import ConfigError, Settings, load_settings
+from graph.understanding import CommandUnderstander
+
+
+def _configure_logging(*, to_file: Path | None, level: int) -> None:
+    handler: logging.Handler
+    if to_file is not None:
+        to_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(to_file, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(
+        '{"at": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", '
+        '"message": "%(message)s"}'))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+async def run_chat(settings: Settings) -> int:
+    """The terminal session: reconcile, show pending cards, then converse until EOF."""
+    app = await SoloApp.open(settings)
+    try:
+        console = ConsoleAdapter(timezone=app.timezone)
+        if console.interactive:
+            print("Solo OS — terminal session. /help lists commands; Ctrl-D quits.", flush=True)
+        await app.add_adapter(console)
+        await app.reconcile()
+        await app.deliver(await app.director.pending_cards())
+        await console.wait_closed()
+    finally:
+        await app.aclose()
+    return 0
+
+
+async def run_serve(settings: Settings) -> int:
+    """The service: adapters from config, reconciler, until SIGTERM/SIGINT."""
+    adapters = settings.configured_adapters()
+    if not adapters:
+        print("solo serve: no chat adapter configured; set [telegram] token "
+              "(SOLO_TELEGRAM__TOKEN) or [slack] bot_token (SOLO_SLACK__BOT_TOKEN)",
+              file=sys.stderr)
+        return 2
+    print(f"solo serve: the {', '.join(adapters)} adapter is not available in this version; "
+          "use `solo chat`", file=sys.stderr)
+    return 2
+
+
+async def run_understand(text: str) -> int:
+    """Print what the understander makes of ``text`` (``-``: one message per stdin line)."""
+    understander = CommandUnderstander()
+    lines = sys.stdin if text == "-" else [text]
+    for line in lines:
+        intent = await understander.understand(line.rstrip("\n"))
+        print(json.dumps(intent.to_dict(), ensure_ascii=False), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``solo`` console script."""
+    parser = argparse.ArgumentParser(prog="solo", description="Solo OS")
+    parser.add_argument("--config", help="TOML config file (default: $SOLO_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("chat", help="talk to Solo OS in this terminal")
+    sub.add_parser("serve", help="run the service with the configured chat adapters")
+    understand = sub.add_parser("understand", help="print the intent of TEXT as JSON")
+    understand.add_argument("text", help="a message, or - to read one per line from stdin")
+    args = parser.parse_args(argv)
+
+    if args.command == "understand":
+        return asyncio.run(run_understand(args.text))
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"solo: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "chat":
+        _configure_logging(to_file=settings.storage.data_dir / "solo.log", level=logging.INFO)
+        try:
+            return asyncio.run(run_chat(settings))
+        except KeyboardInterrupt:
+            return 130
+    _configure_logging(to_file=None, level=logging.INFO)
+    return asyncio.run(run_serve(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

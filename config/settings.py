@@ -1,0 +1,187 @@
+"""The settings schema (pydantic-settings) and how it is loaded.
+
+Sources, strongest first: environment variables ``SOLO_<SECTION>__<KEY>``, then the TOML file
+given by ``--config`` or ``SOLO_CONFIG``. Every key is documented in ``config/example.toml``.
+Nothing else in the project reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Risk = Literal["low", "medium", "high"]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key to fix."""
+
+
+class StorageSettings(BaseModel):
+    """Where durable state lives."""
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    """Empty: SQLite files in ``data_dir``. Otherwise ``postgresql://...`` or ``sqlite:///...``."""
+
+
+class OperatorSettings(BaseModel):
+    """Who the operator is and where they live."""
+
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+
+class TelegramSettings(BaseModel):
+    """The Telegram adapter; configured when ``token`` is set."""
+
+    token: SecretStr | None = None
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    operators: list[int] = Field(default_factory=list)
+
+
+class SlackSettings(BaseModel):
+    """The Slack adapter; configured when ``bot_token`` is set."""
+
+    bot_token: SecretStr | None = None
+    mode: Literal["http", "socket"] = "http"
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = 3000
+    base_url: str = "https://slack.com/api/"
+    operators: list[str] = Field(default_factory=list)
+
+
+class NotesSettings(BaseModel):
+    """The markdown notes vault; empty path means ``<data_dir>/notes``."""
+
+    path: Path | None = None
+
+
+class WebhookSettings(BaseModel):
+    """One named webhook target."""
+
+    url: str
+    risk: Risk = "high"
+    timeout_seconds: float = 10.0
+
+
+class RetrySettings(BaseModel):
+    """Retries of transient connector failures (stamina)."""
+
+    attempts: int = 5
+    timeout_seconds: float = 60.0
+    wait_initial_seconds: float = 0.5
+    wait_max_seconds: float = 10.0
+    wait_jitter_seconds: float = 0.5
+
+
+class ConnectorsSettings(BaseModel):
+    """External systems the director acts on."""
+
+    notes: NotesSettings = Field(default_factory=NotesSettings)
+    webhooks: dict[str, WebhookSettings] = Field(default_factory=dict)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+
+
+class LLMSettings(BaseModel):
+    """A LangChain chat model; an empty model means the offline local understander."""
+
+    model: str = ""
+    base_url: str = ""
+    api_key: SecretStr | None = None
+
+
+class PolicySettings(BaseModel):
+    """Risk tiers per action kind and approval expiry."""
+
+    approval_ttl_minutes: int = Field(default=24 * 60, gt=0)
+    risk: dict[str, Risk] = Field(default_factory=lambda: {"note.create": "low"})
+    """Overrides per action kind; webhooks take their own ``risk`` unless listed here."""
+
+
+class Settings(BaseSettings):
+    """All of Solo OS's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SOLO_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+    )
+
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    operator: OperatorSettings = Field(default_factory=OperatorSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+
+    def configured_adapters(self) -> list[str]:
+        """Names of the chat adapters whose required settings are present."""
+        names = []
+        if self.telegram.token is not None:
+            names.append("telegram")
+        if self.slack.bot_token is not None:
+            names.append("slack")
+        return names
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Load settings from ``path`` (or ``SOLO_CONFIG``) and the environment.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a value is invalid; the message
+            names the key.
+    """
+    path = path or os.environ.get("SOLO_CONFIG") or None
+    toml_path = Path(path) if path else None
+    if toml_path is not None:
+        if not toml_path.is_file():
+            raise ConfigError(f"config file not found: {toml_path}")
+        try:
+            tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {toml_path} is not valid TOML: {exc}") from exc
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if toml_path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+            return tuple(sources)
+
+    try:
+        return _Loaded()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc

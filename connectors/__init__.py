@@ -1,0 +1,1 @@
+"""External systems Solo OS acts on, behind one contract (see ``connectors.base``)."""

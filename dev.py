@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Bootstrap a local virtualenv and run Solo OS or its tests. Needs only Python 3.11+ and pip.
+
+    python3 dev.py run     # solo chat on the embedded default (SQLite in ./data, no keys)
+    python3 dev.py test    # ruff, import contracts, the whole test suite
+    python3 dev.py bench   # the benchmarks in bench/
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / "python"
+
+
+def ensure_venv() -> None:
+    """Create ``.venv`` and install the project with its dev extras when pyproject.toml changed."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"Solo OS needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    stamp = VENV / ".installed"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        print("Creating .venv ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    print("Installing Solo OS and its dependencies into .venv ...", flush=True)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
+                   check=True)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"],
+                   check=True)
+    stamp.write_text(wanted)
+
+
+def run(*cmd: str) -> int:
+    """Run ``cmd`` from the repository root; return its exit code."""
+    print("$", " ".join(cmd), flush=True)
+    return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+def main() -> int:
+    """Dispatch ``run`` / ``test`` / ``bench``."""
+    what = sys.argv[1] if len(sys.argv) > 1 else "run"
+    extra = sys.argv[2:]
+    ensure_venv()
+    if what == "run":
+        return run(str(BIN / "solo"), "chat", *extra)
+    if what == "test":
+        for step in ([str(BIN / "ruff"), "check", "."],
+                     [str(BIN / "lint-imports")],
+                     [str(PYTHON), "-m", "pytest", *extra]):
+            code = run(*step)
+            if code:
+                return code
+        return 0
+    if what == "bench":
+        code = 0
+        for script in sorted((ROOT / "bench").glob("*.py")):
+            if script.name != "__init__.py":
+                code = run(str(PYTHON), str(script), *extra) or code
+        return code
+    sys.exit(f"unknown command {what!r}: use run, test or bench")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The director: a LangGraph state machine from message to plan to receipts."""

@@ -1,0 +1,535 @@
+"""The director: ``understand → plan → gate → (approve) → execute → record → reply``.
+
+One LangGraph thread per plan, keyed by a plan id derived from the platform event id. Nodes
+before ``execute_steps`` only read and write idempotent rows (an approval row keyed by the plan),
+so LangGraph re-running an interrupted node from its start is harmless. ``execute_steps`` writes an
+outbox row before every connector call, under an idempotency key derived from the plan id and the
+step index; a step found in flight after a crash is reconciled or re-sent under the same key.
+
+The graph runs with ``durability="exit"``: a checkpoint is written when it stops (at the approval
+interrupt or the end). Losing a partial run to a crash costs nothing, because re-running it
+from the last checkpoint is exactly what the outbox and the idempotent rows make safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import weakref
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal, TypedDict
+from zoneinfo import ZoneInfo
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Command, interrupt
+
+from connectors.base import (
+    Action,
+    AuthError,
+    Connector,
+    ConnectorError,
+    PermanentError,
+    Receipt,
+)
+from graph.events import ApprovalCard, Inbound, Reply
+from graph.policy import RISKS, Policy
+from graph.understanding import Intent, Understander
+from memory.models import Approval, utcnow
+from memory.stores import Storage
+
+log = logging.getLogger(__name__)
+
+HELP = """Solo OS — commands:
+/note TEXT — save a note to the vault (runs at once)
+/send NAME TEXT — post TEXT to webhook NAME (asks for approval first)
+/approvals — show the cards waiting for you
+/audit — the latest actions and decisions, with receipts
+/status — what is running, waiting and failing
+/help — this list"""
+
+NOT_YET = {
+    "remind": "reminders", "summary": "daily summaries", "remember": "memory",
+    "recall": "memory", "forget": "memory", "budget": "the budget meter",
+}
+
+
+def plan_id_for(channel: str, event_id: str) -> str:
+    """The plan id of the plan started by platform event ``event_id`` on ``channel``."""
+    return "p" + hashlib.sha256(f"{channel}:{event_id}".encode()).hexdigest()[:20]
+
+
+def approval_id_for(plan_id: str) -> str:
+    """The short, stable id of a plan's approval (fits Telegram's 64-byte callback data)."""
+    digest = hashlib.sha256(f"approval:{plan_id}".encode()).digest()
+    return base64.b32encode(digest).decode().lower()[:8]
+
+
+def idempotency_key_for(plan_id: str, step: int) -> str:
+    """The idempotency key of step ``step`` of ``plan_id``: stable across retries and restarts."""
+    return f"solo-{plan_id}-{step}"
+
+
+@dataclass
+class DirectorDeps:
+    """What the nodes need, passed as LangGraph's run-time context.
+
+    Attributes:
+        connectors: by connector name (``notes``, ``webhook:crm``).
+        webhooks: webhook name → connector name.
+    """
+
+    storage: Storage
+    connectors: dict[str, Connector]
+    webhooks: dict[str, str]
+    policy: Policy
+    understander: Understander
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    notes: str | None = "notes"
+
+
+class PlanState(TypedDict, total=False):
+    """The state of one plan thread (JSON-serialisable, so the checkpointer can keep it)."""
+
+    plan_id: str
+    inbound: dict[str, Any]
+    intent: dict[str, Any]
+    steps: list[dict[str, Any]]
+    approval_id: str | None
+    decision: str | None
+    results: list[dict[str, Any]]
+    replies: list[dict[str, Any]]
+
+
+def _say(text: str) -> dict[str, Any]:
+    return {"kind": "message", "text": text}
+
+
+def _when(moment: datetime | None, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z") if moment else "?"
+
+
+# --- nodes -----------------------------------------------------------------------------------
+
+async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
+    """Map the operator's text to an intent."""
+    inbound = Inbound.from_dict(state["inbound"])
+    intent = await runtime.context.understander.understand(inbound.text)
+    return {"intent": intent.to_dict()}
+
+
+async def make_plan(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
+    """Turn the intent into connector steps, or answer a question directly."""
+    deps = runtime.context
+    intent = Intent.from_dict(state["intent"])
+    slots = intent.slots
+    if "error" in slots:
+        return {"steps": [], "replies": [_say(slots["error"])]}
+    if intent.name == "note":
+        if deps.notes is None or deps.notes not in deps.connectors:
+            return {"steps": [], "replies": [_say("The notes vault is not configured.")]}
+        action = Action(kind="note.create", connector=deps.notes, args={"text": slots["text"]})
+        return {"steps": [{"action": asdict(action)}]}
+    if intent.name == "send":
+        connector = deps.webhooks.get(slots["webhook"])
+        if connector is None:
+            known = ", ".join(sorted(deps.webhooks)) or "none configured"
+            return {"steps": [], "replies": [_say(
+                f'No webhook named "{slots["webhook"]}". Known webhooks: {known}. '
+                "Add one with [connectors.webhooks.NAME] url = \"...\" in the config.")]}
+        action = Action(kind="webhook.post", connector=connector, args={"text": slots["text"]})
+        return {"steps": [{"action": asdict(action)}]}
+    return {"steps": [], "replies": await _answer(intent, deps)}
+
+
+async def _answer(intent: Intent, deps: DirectorDeps) -> list[dict[str, Any]]:
+    storage, tz = deps.storage, deps.timezone
+    if intent.name == "help":
+        return [_say(HELP)]
+    if intent.name == "status":
+        pending = await storage.approvals.pending()
+        outbox = await storage.outbox.count_by_status()
+        plans = await storage.plans.count_by_status()
+        lines = [
+            f"Storage: {storage.backend}. Connectors: {', '.join(sorted(deps.connectors)) or 'none'}.",
+            f"Approvals waiting: {len(pending)}.",
+            "Actions: " + (", ".join(f"{n} {s}" for s, n in sorted(outbox.items())) or "none yet") + ".",
+            "Plans: " + (", ".join(f"{n} {s}" for s, n in sorted(plans.items())) or "none") + ".",
+        ]
+        if outbox.get("failed"):
+            lines.append("Some actions failed; /audit shows which and why.")
+        return [_say("\n".join(lines))]
+    if intent.name == "approvals":
+        pending = await storage.approvals.pending()
+        if not pending:
+            return [_say("No approvals are waiting.")]
+        return [_say(f"{len(pending)} waiting for you:")] + [
+            {"kind": "card", "approval_id": row.id} for row in pending]
+    if intent.name == "audit":
+        events = await storage.audit.recent(15)
+        if not events:
+            return [_say("The audit log is empty.")]
+        lines = ["Latest first:"]
+        for event in events:
+            parts = [_when(event.at, tz), event.decision, f"by {event.actor}"]
+            if event.connector:
+                parts.append(f"via {event.connector}")
+            if event.receipt_id:
+                parts.append(f"receipt {event.receipt_id}")
+            if event.detail and event.detail.get("summary"):
+                parts.append(f"— {event.detail['summary']}")
+            lines.append(" ".join(parts))
+        return [_say("\n".join(lines))]
+    if intent.name in NOT_YET:
+        return [_say(f"/{intent.slots.get('command', intent.name)}: {NOT_YET[intent.name]} "
+                     "are not available in this version yet.")]
+    return [_say("I only understand commands for now. For example:\n"
+                 "/note pricing call went well\n/send crm Invoice 42 is paid\nSee /help for all.")]
+
+
+async def gate_steps(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
+    """Preview every step, apply the policy, and open an approval for risky plans."""
+    deps = runtime.context
+    inbound = Inbound.from_dict(state["inbound"])
+    steps: list[dict[str, Any]] = []
+    for step in state["steps"]:
+        action = Action(**step["action"])
+        connector = deps.connectors.get(action.connector)
+        if connector is None:
+            return {"steps": [], "replies": [_say(f"{action.connector} is not configured.")]}
+        try:
+            diff = await connector.preview(action)
+        except ConnectorError as exc:
+            return {"steps": [], "replies": [_say(f"Cannot do that: {exc}")]}
+        steps.append({**step, "risk": deps.policy.risk_for(action), "diff": diff.to_dict()})
+    risky = [s for s in steps if deps.policy.needs_approval(s["risk"])]
+    if not risky:
+        return {"steps": steps, "approval_id": None}
+    now = utcnow()
+    approval = await deps.storage.approvals.ensure(
+        id=approval_id_for(state["plan_id"]), plan_id=state["plan_id"],
+        channel=inbound.channel, chat=inbound.chat, kind=risky[0]["action"]["kind"],
+        risk=max((s["risk"] for s in risky), key=RISKS.index),
+        reason=f'{inbound.actor} asked: "{inbound.text[:300]}"',
+        diff={"steps": [s["diff"] for s in steps]},
+        created_at=now, expires_at=now + deps.policy.approval_ttl,
+    )
+    return {"steps": steps, "approval_id": approval.id}
+
+
+async def await_approval(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
+    """Wait for the operator. The approval row is the source of truth for the decision."""
+    approval = await runtime.context.storage.approvals.get(state["approval_id"])
+    if approval.status == "pending":
+        interrupt({"approval_id": approval.id})
+        approval = await runtime.context.storage.approvals.get(state["approval_id"])
+    return {"decision": approval.status}
+
+
+async def execute_steps(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
+    """Perform the steps, each exactly once, through the outbox."""
+    deps = runtime.context
+    if state.get("approval_id") and state.get("decision") != "approved":
+        return {"results": [{"status": "skipped"} for _ in state["steps"]]}
+    results: list[dict[str, Any]] = []
+    for index, step in enumerate(state["steps"]):
+        if results and results[-1]["status"] != "done":
+            results.append({"status": "skipped"})
+            continue
+        results.append(await _run_step(state, deps, index, Action(**step["action"])))
+    return {"results": results}
+
+
+async def _run_step(state: PlanState, deps: DirectorDeps, index: int,
+                    action: Action) -> dict[str, Any]:
+    plan_id = state["plan_id"]
+    key = idempotency_key_for(plan_id, index)
+    connector = deps.connectors[action.connector]
+    outbox = deps.storage.outbox
+    row, earlier_attempts = await outbox.begin(key=key, plan_id=plan_id,
+                                               connector=action.connector, action=asdict(action))
+    if row.status == "done":
+        return {"status": "done", "receipt": row.receipt}
+    if row.status == "failed":
+        return {"status": "failed", "error": row.last_error}
+    audit = {"actor": state["inbound"]["actor"], "channel": state["inbound"]["channel"], "plan_id": plan_id,
+             "intent": state["intent"]["intent"], "connector": action.connector,
+             "idempotency_key": key}
+    receipt: Receipt | None = None
+    if earlier_attempts:
+        # An earlier attempt may have reached the target before a crash: ask it first.
+        receipt = await connector.reconcile(key)
+    try:
+        if receipt is None:
+            receipt = await connector.execute(action, idempotency_key=key)
+    except ConnectorError as exc:
+        error = _describe_failure(exc, action)
+        await outbox.fail(key, error=error, audit={
+            **audit, "decision": "failed", "dedup_key": f"{key}:outcome",
+            "detail": {"error": error}})
+        return {"status": "failed", "error": error}
+    await outbox.finish(key, receipt=receipt.to_dict(), audit={
+        **audit, "decision": "executed", "receipt_id": receipt.id,
+        "dedup_key": f"{key}:outcome", "detail": {"summary": receipt.summary}})
+    return {"status": "done", "receipt": receipt.to_dict()}
+
+
+def _describe_failure(exc: ConnectorError, action: Action) -> str:
+    if isinstance(exc, AuthError):
+        return f"{exc}. Reconnect {action.connector} (check its credentials in the config)."
+    if isinstance(exc, PermanentError):
+        return f"{exc}. Not retried."
+    return (f"{exc}. Gave up after retrying; the target may or may not have received it, "
+            "and nothing more will be sent automatically.")
+
+
+async def record_outcome(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
+    """Close the approval with its receipt. Idempotent: it may run again after a crash."""
+    approval_id = state.get("approval_id")
+    if approval_id:
+        receipts = [r["receipt"]["id"] for r in state.get("results", []) if r.get("receipt")]
+        await runtime.context.storage.approvals.complete(
+            approval_id, receipt_id=receipts[0] if receipts else None)
+    return {}
+
+
+async def compose_reply(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
+    """Say what happened: a receipt per done step, the error per failed one."""
+    replies = list(state.get("replies", []))
+    decision = state.get("decision")
+    lines = []
+    for step, result in zip(state.get("steps", []), state.get("results", []), strict=False):
+        title = step["diff"]["title"]
+        if result["status"] == "done":
+            receipt = Receipt.from_dict(result["receipt"])
+            lines.append(f"Done: {receipt.summary} — receipt {receipt.id}")
+        elif result["status"] == "failed":
+            lines.append(f"Failed: {title}: {result['error']}")
+        elif decision in ("rejected", "expired", "superseded"):
+            lines.append(f"{decision.capitalize()}: {title} — nothing was sent.")
+        else:
+            lines.append(f"Skipped: {title} (an earlier step failed).")
+    if lines:
+        replies.append(_say("\n".join(lines)))
+    if state.get("approval_id"):
+        replies.append({"kind": "card_update", "approval_id": state["approval_id"]})
+    return {"replies": replies}
+
+
+# --- routers ---------------------------------------------------------------------------------
+
+def route_after_plan(state: PlanState) -> Literal["gate_steps", "compose_reply"]:
+    """Plans with steps go through the gate; answers go straight to the reply."""
+    return "gate_steps" if state.get("steps") else "compose_reply"
+
+
+def route_after_gate(state: PlanState) -> Literal["await_approval", "execute_steps",
+                                                  "compose_reply"]:
+    """Risky plans wait for approval; safe ones run; refused previews just reply."""
+    if not state.get("steps"):
+        return "compose_reply"
+    return "await_approval" if state.get("approval_id") else "execute_steps"
+
+
+def build_graph(*, checkpointer: BaseCheckpointSaver | None) -> Any:
+    """The compiled director graph. Dependencies arrive per run as ``context=DirectorDeps``."""
+    builder = StateGraph(PlanState, context_schema=DirectorDeps)
+    builder.add_node(understand_message)
+    builder.add_node(make_plan)
+    builder.add_node(gate_steps)
+    builder.add_node(await_approval)
+    builder.add_node(execute_steps)
+    builder.add_node(record_outcome)
+    builder.add_node(compose_reply)
+    builder.add_edge(START, "understand_message")
+    builder.add_edge("understand_message", "make_plan")
+    builder.add_conditional_edges("make_plan", route_after_plan)
+    builder.add_conditional_edges("gate_steps", route_after_gate)
+    builder.add_edge("await_approval", "execute_steps")
+    builder.add_edge("execute_steps", "record_outcome")
+    builder.add_edge("record_outcome", "compose_reply")
+    builder.add_edge("compose_reply", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+# --- the director ----------------------------------------------------------------------------
+
+class Director:
+    """Runs plans to completion across crashes and restarts.
+
+    Args:
+        deps: what the nodes use.
+        checkpointer: a LangGraph saver (SQLite or PostgreSQL); required for approvals.
+    """
+
+    def __init__(self, *, deps: DirectorDeps, checkpointer: BaseCheckpointSaver) -> None:
+        self.deps = deps
+        self.storage = deps.storage
+        self.graph = build_graph(checkpointer=checkpointer)
+        # Serialises work on one plan inside this process (a double tap racing a reconcile);
+        # a lock lives as long as someone holds or waits on it.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def handle(self, inbound: Inbound) -> list[Reply]:
+        """Start the plan for a new message; a re-delivered event returns no replies."""
+        plan_id = plan_id_for(inbound.channel, inbound.event_id)
+        accepted = await self.storage.inbox.accept(
+            event_id=f"{inbound.channel}:{inbound.event_id}", channel=inbound.channel,
+            plan={"id": plan_id, "channel": inbound.channel, "actor": inbound.actor,
+                  "inbound": inbound.to_dict()})
+        if not accepted:
+            log.info("duplicate event %s:%s dropped", inbound.channel, inbound.event_id)
+            return []
+        return await self.continue_plan(plan_id)
+
+    async def decide(self, inbound: Inbound) -> list[Reply]:
+        """Apply a button press (``inbound.verb`` on ``inbound.approval_id``)."""
+        def notice(text: str) -> list[Reply]:
+            return [Reply("notice", inbound.channel, inbound.chat, text=text)]
+
+        if not await self.storage.inbox.accept(event_id=f"{inbound.channel}:{inbound.event_id}",
+                                               channel=inbound.channel):
+            return []
+        status = {"approve": "approved", "reject": "rejected"}.get(inbound.verb or "")
+        if status is None:
+            return notice(f"Unknown button {inbound.verb!r}.")
+        if not inbound.approval_id:
+            return notice("There is no card to answer; /approvals shows what is waiting.")
+        approval = await self.storage.approvals.get(inbound.approval_id)
+        if approval is None:
+            return notice(f"There is no approval {inbound.approval_id!r}.")
+        expired = await self.expire_due()
+        if await self.storage.approvals.decide(approval.id, status=status, actor=inbound.actor):
+            await self.storage.audit.append(
+                actor=inbound.actor, channel=inbound.channel, plan_id=approval.plan_id,
+                decision=status, dedup_key=f"{approval.id}:decision",
+                detail={"approval_id": approval.id})
+            return expired + await self.continue_plan(approval.plan_id)
+        approval = await self.storage.approvals.get(approval.id)
+        replies = expired + notice(self._stale_text(approval))
+        if approval.completed_at is None:
+            # Decided but not carried out (a crash in between): the old button finishes the job.
+            replies += await self.continue_plan(approval.plan_id)
+        return replies
+
+    def _stale_text(self, approval: Approval) -> str:
+        when = _when(approval.decided_at, self.deps.timezone)
+        if approval.status == "expired":
+            return f"This card expired ({when}); nothing was sent. Ask again to get a new card."
+        text = f"Already {approval.status} by {approval.decided_by} at {when}"
+        if approval.receipt_id:
+            text += f" — receipt {approval.receipt_id}"
+        return text + "."
+
+    async def continue_plan(self, plan_id: str) -> list[Reply]:
+        """Run ``plan_id`` as far as it can go now; safe to call at any time, any number of times."""
+        lock = self._locks.get(plan_id)
+        if lock is None:
+            lock = self._locks[plan_id] = asyncio.Lock()
+        async with lock:
+            return await self._continue(plan_id)
+
+    async def _continue(self, plan_id: str) -> list[Reply]:
+        plan = await self.storage.plans.get(plan_id)
+        if plan is None or plan.status == "done":
+            return []
+        inbound = Inbound.from_dict(plan.inbound)
+        config = {"configurable": {"thread_id": plan_id}}
+        snapshot = await self.graph.aget_state(config)
+        if not snapshot.values:
+            payload: Any = {"plan_id": plan_id, "inbound": plan.inbound}
+        elif snapshot.interrupts:
+            approval = await self.storage.approvals.get(snapshot.values["approval_id"])
+            if approval.status == "pending":
+                return []
+            payload = Command(resume=approval.status)
+        elif snapshot.next:
+            payload = None
+        else:
+            await self.storage.plans.set_status(plan_id, "done")
+            return []
+        result = await self.graph.ainvoke(payload, config, context=self.deps, durability="exit")
+        if result.get("__interrupt__"):
+            await self.storage.plans.set_status(plan_id, "waiting")
+            approval = await self.storage.approvals.get(result["approval_id"])
+            return [Reply("card", inbound.channel, inbound.chat, card=self.card_for(approval),
+                          card_refs=approval.card_refs)]
+        await self.storage.plans.set_status(plan_id, "done")
+        return [await self._reply(inbound, item) for item in result.get("replies", [])]
+
+    async def _reply(self, inbound: Inbound, item: dict[str, Any]) -> Reply:
+        if item["kind"] == "message":
+            return Reply("message", inbound.channel, inbound.chat, text=item["text"])
+        approval = await self.storage.approvals.get(item["approval_id"])
+        return Reply(item["kind"], approval.channel, approval.chat, card=self.card_for(approval),
+                     card_refs=approval.card_refs)
+
+    def card_for(self, approval: Approval) -> ApprovalCard:
+        """The card of ``approval`` as it stands now."""
+        tz = self.deps.timezone
+        outcome = ""
+        if approval.status == "expired":
+            outcome = f"Expired at {_when(approval.decided_at, tz)} — nothing was sent"
+        elif approval.status != "pending":
+            outcome = (f"{approval.status.capitalize()} by {approval.decided_by} at "
+                       f"{_when(approval.decided_at, tz)}")
+            if approval.receipt_id:
+                outcome += f" — receipt {approval.receipt_id}"
+            elif approval.status == "approved" and approval.completed_at is not None:
+                outcome += " — failed, see /audit"
+            elif approval.status == "rejected":
+                outcome += " — nothing was sent"
+        return ApprovalCard(approval_id=approval.id, reason=approval.reason, risk=approval.risk,
+                            diffs=approval.diff.get("steps", []), expires_at=approval.expires_at,
+                            status=approval.status, outcome=outcome)
+
+    async def pending_cards(self) -> list[Reply]:
+        """Cards for every pending approval, addressed to where each was asked."""
+        await self.expire_due()
+        return [Reply("card", a.channel, a.chat, card=self.card_for(a), card_refs=a.card_refs)
+                for a in await self.storage.approvals.pending()]
+
+    async def attach_card(self, approval_id: str, channel: str, ref: Any) -> None:
+        """Remember where a card was posted, so its outcome can be shown there later."""
+        await self.storage.approvals.attach_card(approval_id, channel, ref)
+
+    async def expire_due(self) -> list[Reply]:
+        """Expire approvals past their time and finish their plans (nothing is executed)."""
+        replies: list[Reply] = []
+        for approval_id in await self.storage.approvals.expire_due():
+            approval = await self.storage.approvals.get(approval_id)
+            await self.storage.audit.append(
+                actor="system", channel=approval.channel, plan_id=approval.plan_id,
+                decision="expired", dedup_key=f"{approval.id}:decision",
+                detail={"approval_id": approval.id})
+            replies += await self.continue_plan(approval.plan_id)
+        return replies
+
+    async def reconcile(self) -> list[Reply]:
+        """Finish what a crash interrupted: expire stale approvals, continue unfinished plans.
+
+        Outbox rows left in flight are resolved inside their plans (reconcile, else re-send under
+        the same key). Returns the replies those plans produce, addressed to their chats.
+        """
+        replies = await self.expire_due()
+        for plan in await self.storage.plans.unfinished():
+            try:
+                replies += await self.continue_plan(plan.id)
+            except Exception:
+                log.exception("could not continue plan %s; it stays unfinished", plan.id)
+        return replies
+
+    async def refuse(self, inbound: Inbound) -> None:
+        """Audit a message or press from someone who is not an operator."""
+        await self.storage.audit.append(
+            actor=inbound.actor, channel=inbound.channel, decision="refused",
+            dedup_key=f"refused:{inbound.channel}:{inbound.event_id}",
+            detail={"text": inbound.text[:200], "verb": inbound.verb,
+                    "approval_id": inbound.approval_id})
+
+
+__all__ = ["Director", "DirectorDeps", "build_graph", "plan_id_for"]

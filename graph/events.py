@@ -1,0 +1,82 @@
+"""What flows in and out of the director: normalised inbound events and replies."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A platform event normalised by an adapter.
+
+    Attributes:
+        channel: adapter name (``console``, ``telegram``, ``slack``).
+        chat: where replies go on that channel (chat id, channel id + thread).
+        actor: the platform's user id.
+        event_id: the platform's own event id (durable; the inbox deduplicates on it).
+        text: the message text (empty for a button press).
+        verb, approval_id: a button press (``approve``/``reject`` on an approval).
+    """
+
+    channel: str
+    chat: str
+    actor: str
+    event_id: str
+    text: str = ""
+    verb: str | None = None
+    approval_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, stored with the plan so a crashed plan can be re-run."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Inbound:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalCard:
+    """Everything an adapter needs to render an approval card.
+
+    Attributes:
+        approval_id: the id the buttons carry (``approve:<id>``).
+        diffs: ``[{"title": ..., "fields": [[name, before, after], ...]}, ...]``.
+        status: pending, approved, rejected, expired or superseded.
+        outcome: one line once decided (who, when, receipt), else empty.
+    """
+
+    approval_id: str
+    reason: str
+    risk: str
+    diffs: list[dict[str, Any]]
+    expires_at: datetime
+    status: str = "pending"
+    outcome: str = ""
+
+    @property
+    def pending(self) -> bool:
+        """Whether the card still takes a decision."""
+        return self.status == "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Something to show the operator.
+
+    Attributes:
+        kind: ``message`` (text), ``card`` (post an approval card), ``card_update`` (edit a posted
+            card to show its outcome) or ``notice`` (a short answer to a button press; ephemeral
+            where the platform allows).
+        channel, chat: the destination.
+    """
+
+    kind: str
+    channel: str
+    chat: str
+    text: str = ""
+    card: ApprovalCard | None = None
+    card_refs: dict[str, Any] = field(default_factory=dict)

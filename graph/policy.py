@@ -1,0 +1,35 @@
+"""The policy: how risky each action is, and how long an approval may wait."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from connectors.base import Action
+
+RISKS = ("low", "medium", "high")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Risk tiers and approval expiry.
+
+    Attributes:
+        risk: risk per connector name (``webhook:crm``) or action kind (``note.create``); the
+            connector name wins. Unlisted actions are ``default_risk``.
+        default_risk: for anything the table does not name; high, so new connectors start safe.
+        approval_ttl: how long a card stays answerable.
+    """
+
+    risk: dict[str, str] = field(default_factory=dict)
+    default_risk: str = "high"
+    approval_ttl: timedelta = timedelta(hours=24)
+
+    def risk_for(self, action: Action) -> str:
+        """The risk tier of ``action``."""
+        return self.risk.get(action.connector) or self.risk.get(action.kind) or self.default_risk
+
+    @staticmethod
+    def needs_approval(risk: str) -> bool:
+        """Low risk runs at once; medium and high wait for the operator."""
+        return risk != "low"

@@ -1,0 +1,98 @@
+"""Understanding: text to :class:`Intent`. Commands are parsed deterministically first."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+INTENTS = ("note", "send", "remind", "remember", "recall", "forget", "summary", "status",
+           "approvals", "audit", "budget", "help", "unknown")
+
+_COMMANDS = {
+    "help": "help", "start": "help", "status": "status", "note": "note", "send": "send",
+    "approvals": "approvals", "audit": "audit", "remind": "remind", "reminders": "remind",
+    "summary": "summary", "remember": "remember", "memory": "recall", "forget": "forget",
+    "budget": "budget",
+}
+_COMMAND = re.compile(r"^/(?P<name>[A-Za-z_]+)(?:@\S+)?(?:\s+(?P<rest>.*))?$", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What a message asks for, with the fixed names of DESIGN §6.
+
+    Attributes:
+        name: one of :data:`INTENTS`.
+        slots: ``text``, ``webhook``, ``when``, ``query``, ``id``; ``error`` when a command was
+            malformed (the message says how to write it), ``command`` for the command typed.
+        confidence: 0..1.
+    """
+
+    name: str
+    slots: dict[str, Any] = field(default_factory=dict)
+    confidence: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (``{"intent", "slots", "confidence"}``)."""
+        data = asdict(self)
+        return {"intent": data.pop("name"), **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Intent:
+        """Inverse of :meth:`to_dict`."""
+        return cls(name=data["intent"], slots=dict(data.get("slots", {})),
+                   confidence=data.get("confidence", 1.0))
+
+
+class Understander(Protocol):
+    """Maps one message to an :class:`Intent`."""
+
+    async def understand(self, text: str, context: dict[str, Any] | None = None) -> Intent:
+        """Understand ``text``; never raises for bad input (malformed → ``unknown`` + error)."""
+        ...
+
+
+def _usage(command: str, usage: str) -> Intent:
+    return Intent("unknown", {"command": command, "error": f"Usage: {usage}"})
+
+
+def parse_command(text: str) -> Intent | None:
+    """The intent of a slash command, or None if ``text`` is not one."""
+    match = _COMMAND.match(text.strip())
+    if match is None:
+        return None
+    command = match["name"].lower()
+    rest = (match["rest"] or "").strip()
+    intent = _COMMANDS.get(command)
+    if intent is None:
+        return Intent("unknown", {"command": command,
+                                  "error": f"Unknown command /{command}. Try /help."})
+    if intent == "note":
+        return Intent("note", {"text": rest}) if rest else _usage(command, "/note TEXT")
+    if intent == "send":
+        name, _, message = rest.partition(" ")
+        message = message.strip()
+        if not name or not message:
+            return _usage(command, "/send NAME TEXT  (e.g. /send crm Invoice 42 is paid)")
+        if len(message) >= 2 and message[0] == message[-1] and message[0] in "\"'":
+            message = message[1:-1]
+        return Intent("send", {"webhook": name.lower(), "text": message})
+    if intent in ("remember", "recall", "forget", "remind"):
+        key = {"remember": "text", "recall": "query", "forget": "id", "remind": "text"}[intent]
+        slots: dict[str, Any] = {"command": command}
+        if rest:
+            slots[key] = rest
+        return Intent(intent, slots)
+    return Intent(intent, {"command": command} if command != intent else {})
+
+
+class CommandUnderstander:
+    """Slash commands only; free text becomes ``unknown`` with confidence 0."""
+
+    async def understand(self, text: str, context: dict[str, Any] | None = None) -> Intent:
+        """See :class:`Understander`."""
+        intent = parse_command(text)
+        if intent is not None:
+            return intent
+        return Intent("unknown", {"text": text.strip()}, confidence=0.0)

@@ -1,0 +1,1 @@
+"""Durable state: SQLAlchemy models, stores and migrations (SQLite by default, PostgreSQL)."""

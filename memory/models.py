@@ -1,0 +1,156 @@
+"""SQLAlchemy models of the durable state. The schema is created by the Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Dialect, Float, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite has no time zones, so it stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use an aware one")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime()}
+
+
+class InboxEvent(Base):
+    """A platform event seen once (Telegram ``update_id``, Slack ``event_id``...)."""
+
+    __tablename__ = "inbox"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime]
+
+
+class Plan(Base):
+    """One director thread: created with its inbox row, finished when its reply is built."""
+
+    __tablename__ = "plans"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    inbox_id: Mapped[str | None] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    inbound: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_plans_status", "status"),)
+
+
+class Approval(Base):
+    """A risky step waiting for (or having had) the operator's decision."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(32))
+    chat: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(64))
+    risk: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(Text)
+    diff: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None]
+    card_refs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    receipt_id: Mapped[str | None] = mapped_column(String(32))
+    completed_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_approvals_status", "status"), Index("ix_approvals_plan", "plan_id"))
+
+
+class OutboxEntry(Base):
+    """An external effect: written before the call, marked done with its receipt after."""
+
+    __tablename__ = "outbox"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(String(64))
+    connector: Mapped[str] = mapped_column(String(100))
+    action: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_outbox_status", "status"),)
+
+
+class AuditEvent(Base):
+    """Append-only record of what happened and who decided (a database trigger refuses edits)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedup_key: Mapped[str | None] = mapped_column(String(250), unique=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    plan_id: Mapped[str | None] = mapped_column(String(64))
+    intent: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(64))
+    connector: Mapped[str | None] = mapped_column(String(100))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    receipt_id: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(100))
+    prompt_version: Mapped[str | None] = mapped_column(String(32))
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_audit_at", "at"),)
+
+
+class Job(Base):
+    """A scheduled job, claimed under a lease so that two instances never run it twice."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    due_at: Mapped[datetime]
+    missed_policy: Mapped[str] = mapped_column(String(32), default="catch_up_within:3600")
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
+    last_run_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_jobs_due", "status", "due_at"),)

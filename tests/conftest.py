@@ -1,0 +1,127 @@
+"""Shared fixtures: the loopback-only guard, settings in a temporary directory, the app on
+both storage backends, and a webhook receiver."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import stamina
+
+from bot.adapters.memory import InMemoryAdapter
+from bot.app import SoloApp
+from config import Settings
+from tests.support.webhook_receiver import WebhookReceiver
+
+POSTGRES_URL = os.environ.get("SOLO_TEST_POSTGRES_URL", "")
+REQUIRE_POSTGRES = os.environ.get("SOLO_REQUIRE_POSTGRES") == "1"
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _check_loopback(address: object) -> None:
+    if isinstance(address, tuple) and address:
+        host = address[0]
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            if host != "localhost":
+                raise ConnectionRefusedError(f"tests may only connect to loopback, not {host!r}")
+            return
+        if not ip.is_loopback:
+            raise ConnectionRefusedError(f"tests may only connect to loopback, not {host}")
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    _check_loopback(address)
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    _check_loopback(address)
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def loopback_only() -> None:
+    """Fail any connection to a non-loopback address (asyncio included: it uses these calls)."""
+    socket.socket.connect = _guarded_connect
+    socket.socket.connect_ex = _guarded_connect_ex
+    yield
+    socket.socket.connect = _real_connect
+    socket.socket.connect_ex = _real_connect_ex
+
+
+@pytest.fixture(autouse=True)
+def fast_retries() -> None:
+    """Keep stamina's real retry loop but without real waiting."""
+    stamina.set_testing(True, attempts=5, cap=True)
+    yield
+    stamina.set_testing(False)
+
+
+def backends() -> list:
+    """SQLite always; PostgreSQL when a URL is given (a skip with the reason otherwise, and a
+    failure instead of a skip when ``SOLO_REQUIRE_POSTGRES=1``, as on CI)."""
+    reason = "PostgreSQL not available: set SOLO_TEST_POSTGRES_URL (.ci/run does)"
+    pg = pytest.param("postgresql", marks=pytest.mark.postgres, id="postgresql")
+    if not POSTGRES_URL and not REQUIRE_POSTGRES:
+        pg = pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.skip(reason)],
+                          id="postgresql")
+    return ["sqlite", pg]
+
+
+async def fresh_postgres_url(name: str) -> str:
+    """A new, empty database on the test server, named ``name``."""
+    if not POSTGRES_URL:
+        pytest.fail("SOLO_REQUIRE_POSTGRES=1 but SOLO_TEST_POSTGRES_URL is not set")
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as conn:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = POSTGRES_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(params=backends())
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    return await fresh_postgres_url(f"solo_test_{os.getpid()}_{abs(hash(request.node.nodeid))}")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """A webhook receiver on 127.0.0.1."""
+    hook = WebhookReceiver()
+    await hook.start()
+    yield hook
+    await hook.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, receiver: WebhookReceiver) -> Settings:
+    """Settings for one test: its own data dir and database, webhook ``crm`` → the receiver."""
+    return Settings.model_validate({
+        "storage": {"data_dir": tmp_path / "data", "database_url": database_url},
+        "connectors": {"webhooks": {"crm": {"url": receiver.url, "risk": "high"}},
+                       "retry": {"attempts": 5}},
+    })
+
+
+@pytest.fixture
+async def chat(settings: Settings) -> AsyncIterator[InMemoryAdapter]:
+    """A running app with an in-memory adapter whose operator is ``operator``."""
+    app = await SoloApp.open(settings)
+    adapter = InMemoryAdapter()
+    await app.add_adapter(adapter, operators={"operator"})
+    adapter.app = app
+    yield adapter
+    await app.aclose()

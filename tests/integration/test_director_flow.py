@@ -1,0 +1,194 @@
+"""The whole message flow through the real app, on SQLite and PostgreSQL, against a real HTTP
+webhook receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import time_machine
+
+from bot.adapters.memory import InMemoryAdapter
+from bot.app import SoloApp
+from config import Settings
+from tests.support.webhook_receiver import WebhookReceiver
+
+
+def card_of(sent):
+    cards = [s.card for s in sent if s.kind == "card"]
+    assert len(cards) == 1, sent
+    return cards[0]
+
+
+async def test_note_runs_at_once_and_replies_with_its_receipt(chat: InMemoryAdapter,
+                                                             settings: Settings) -> None:
+    sent = await chat.say("/note pricing call went well, they want annual billing")
+    assert [s.kind for s in sent] == ["message"]
+    assert sent[0].text.startswith("Done: note saved as") and "receipt r" in sent[0].text
+    files = list((settings.storage.data_dir / "notes").glob("*.md"))
+    assert len(files) == 1
+    assert "they want annual billing" in files[0].read_text()
+
+
+async def test_send_asks_then_posts_once_with_a_stable_key(chat: InMemoryAdapter,
+                                                           receiver: WebhookReceiver) -> None:
+    sent = await chat.say("/send crm Invoice 42 is paid")
+    card = card_of(sent)
+    assert card.pending and card.risk == "high"
+    assert card.diffs[0]["title"] == 'POST to webhook "crm"'
+    assert ["payload", None, '{"text": "Invoice 42 is paid"}'] in card.diffs[0]["fields"]
+    assert receiver.posts == []  # nothing happens before the decision
+
+    sent = await chat.press("approve", card.approval_id)
+    assert len(receiver.posts) == 1
+    post = receiver.posts[0]
+    assert post.body == {"text": "Invoice 42 is paid"} and post.key.startswith("solo-p")
+    done = [s.text for s in sent if s.kind == "message"]
+    assert len(done) == 1 and "receipt r" in done[0]
+    receipt = done[0].split("receipt ")[1]
+    update = next(s for s in sent if s.kind == "card_update")
+    assert update.ref == next(s.ref for s in chat.sent if s.kind == "card")
+    assert update.card.status == "approved" and f"receipt {receipt}" in update.card.outcome
+    audit = (await chat.say("/audit"))[0].text
+    assert f"receipt {receipt}" in audit and "approved by operator" in audit
+
+
+async def test_reject_never_posts(chat: InMemoryAdapter, receiver: WebhookReceiver) -> None:
+    card = card_of(await chat.say("/send crm do not send this"))
+    sent = await chat.press("reject", card.approval_id)
+    assert receiver.posts == []
+    assert any("Rejected" in t and "nothing was sent" in t for t in chat.texts())
+    update = next(s for s in sent if s.kind == "card_update")
+    assert update.card.status == "rejected"
+    again = await chat.press("approve", card.approval_id)
+    assert receiver.posts == []
+    assert [s.kind for s in again] == ["notice"] and "Already rejected by operator" in again[0].text
+
+
+async def test_double_tap_executes_once(chat: InMemoryAdapter, receiver: WebhookReceiver) -> None:
+    card = card_of(await chat.say("/send crm once only"))
+    await chat.press("approve", card.approval_id)
+    second = await chat.press("approve", card.approval_id)
+    assert len(receiver.posts) == 1
+    assert "Already approved by operator" in second[0].text and "receipt r" in second[0].text
+
+
+async def test_simultaneous_taps_execute_once(chat: InMemoryAdapter,
+                                              receiver: WebhookReceiver) -> None:
+    card = card_of(await chat.say("/send crm racing taps"))
+    receiver.delay = 0.05
+    await asyncio.gather(*[chat.press("approve", card.approval_id) for _ in range(5)])
+    assert len(receiver.posts) == 1
+    assert receiver.deliveries_of("racing taps") == 1
+
+
+async def test_expired_card_says_so_and_never_posts(chat: InMemoryAdapter,
+                                                    receiver: WebhookReceiver) -> None:
+    card = card_of(await chat.say("/send crm too late"))
+    with time_machine.travel(card.expires_at + timedelta(seconds=1), tick=True):
+        sent = await chat.press("approve", card.approval_id)
+    assert receiver.posts == []
+    assert any("expired" in s.text for s in sent if s.kind == "notice")
+    assert any(s.kind == "card_update" and s.card.status == "expired" for s in chat.sent)
+
+
+async def test_a_redelivered_event_is_processed_once(chat: InMemoryAdapter,
+                                                     settings: Settings) -> None:
+    await chat.say("/note only once", event_id="update-7")
+    assert await chat.say("/note only once", event_id="update-7") == []
+    assert len(list((settings.storage.data_dir / "notes").glob("*.md"))) == 1
+
+
+async def test_strangers_are_refused_audited_and_their_presses_do_nothing(
+        chat: InMemoryAdapter, receiver: WebhookReceiver) -> None:
+    card = card_of(await chat.say("/send crm operator only"))
+    refused = await chat.say("/note let me in", actor="mallory")
+    assert [s.kind for s in refused] == ["notice"] and "only works for its operators" in refused[0].text
+    await chat.press("approve", card.approval_id, actor="mallory")
+    assert receiver.posts == []
+    events = await chat.app.storage.audit.recent()
+    assert [e.actor for e in events if e.decision == "refused"] == ["mallory", "mallory"]
+    pending = await chat.app.storage.approvals.pending()
+    assert [a.id for a in pending] == [card.approval_id]
+
+
+async def test_malformed_commands_get_clear_messages(chat: InMemoryAdapter) -> None:
+    cases = {
+        "/note": "Usage: /note TEXT",
+        "/send": "Usage: /send NAME TEXT",
+        "/send crm": "Usage: /send NAME TEXT",
+        "/send nosuchhook hello": 'No webhook named "nosuchhook". Known webhooks: crm',
+        "/frobnicate": "Unknown command /frobnicate. Try /help.",
+        "hello there": "I only understand commands for now",
+        "/remind tomorrow call Alice": "not available in this version yet",
+        "/send crm " + "x" * 20_000: "the limit is 16000",
+        "/help extra words": "Solo OS — commands:",
+        "/status now": "Approvals waiting: 0",
+        "/approvals please": "No approvals are waiting.",
+        "/audit ": "The audit log is empty.",
+    }
+    for text, expected in cases.items():
+        sent = await chat.say(text)
+        assert len(sent) == 1 and expected in sent[0].text, (text, sent)
+    assert (await chat.press("approve", "zzzzzzzz"))[0].text == "There is no approval 'zzzzzzzz'."
+    assert "no card to answer" in (await chat.press("approve", ""))[0].text
+
+
+async def test_webhook_500s_then_success_posts_under_one_key(chat: InMemoryAdapter,
+                                                             receiver: WebhookReceiver) -> None:
+    receiver.script = [500, 503]
+    card = card_of(await chat.say("/send crm flaky target"))
+    sent = await chat.press("approve", card.approval_id)
+    assert [p.status for p in receiver.posts] == [500, 503, 200]
+    assert len({p.key for p in receiver.posts}) == 1
+    assert any("Done:" in s.text for s in sent)
+
+
+async def test_lost_response_is_reconciled_by_resending_the_same_key(
+        chat: InMemoryAdapter, receiver: WebhookReceiver) -> None:
+    receiver.script = ["lose"]
+    card = card_of(await chat.say("/send crm response lost"))
+    sent = await chat.press("approve", card.approval_id)
+    assert [p.status for p in receiver.posts] == ["lost", 409]
+    assert receiver.deliveries_of("response lost") == 1
+    assert any("already had this message" in s.text and "receipt r" in s.text for s in sent)
+
+
+async def test_permanent_failure_is_told_and_not_retried(chat: InMemoryAdapter,
+                                                         receiver: WebhookReceiver) -> None:
+    receiver.script = [400]
+    card = card_of(await chat.say("/send crm bad request"))
+    sent = await chat.press("approve", card.approval_id)
+    assert [p.status for p in receiver.posts] == [400]
+    assert any("Failed:" in s.text and "HTTP 400" in s.text for s in sent)
+    update = next(s for s in sent if s.kind == "card_update")
+    assert "failed, see /audit" in update.card.outcome
+    assert "1 failed" in (await chat.say("/status"))[0].text
+
+
+async def test_pending_card_survives_a_restart_and_its_old_button_works(
+        settings: Settings, receiver: WebhookReceiver) -> None:
+    app = await SoloApp.open(settings)
+    first = InMemoryAdapter()
+    await app.add_adapter(first, operators={"operator"})
+    card = card_of(await first.say("/send crm after restart"))
+    await app.aclose()
+
+    app = await SoloApp.open(settings)
+    second = InMemoryAdapter()
+    await app.add_adapter(second, operators={"operator"})
+    await app.reconcile()
+    resurfaced = await app.director.pending_cards()
+    assert [r.card.approval_id for r in resurfaced] == [card.approval_id]
+    sent = await second.press("approve", card.approval_id)
+    assert receiver.deliveries_of("after restart") == 1
+    assert any("receipt r" in s.text for s in sent)
+    await app.aclose()
+
+
+async def test_approvals_command_reposts_pending_cards(chat: InMemoryAdapter) -> None:
+    first = card_of(await chat.say("/send crm one"))
+    second = card_of(await chat.say("/send crm two"))
+    sent = await chat.say("/approvals")
+    assert sent[0].text == "2 waiting for you:"
+    assert [s.card.approval_id for s in sent[1:]] == [first.approval_id, second.approval_id]
