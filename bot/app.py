@@ -96,12 +96,24 @@ class SoloApp:
             await adapter.stop()
         await self._stack.aclose()
 
-    async def add_adapter(self, adapter: ChatAdapter, *, operators: set[str] | None = None) -> None:
-        """Register and start ``adapter``; ``operators`` overrides the configured list."""
+    async def add_adapter(self, adapter: ChatAdapter, *, operators: set[str] | None = None,
+                          start: bool = True) -> None:
+        """Register ``adapter`` and (unless ``start=False``) start it.
+
+        Args:
+            operators: overrides the configured operator list of its channel.
+            start: False to register it for delivery only; :meth:`start_adapters` starts it.
+        """
         if operators is not None:
             self._operators[adapter.name] = operators
         self._adapters[adapter.name] = adapter
-        await adapter.start(self.on_event)
+        if start:
+            await adapter.start(self.on_event)
+
+    async def start_adapters(self) -> None:
+        """Start receiving on every registered adapter."""
+        for adapter in self._adapters.values():
+            await adapter.start(self.on_event)
 
     def is_operator(self, inbound: Inbound) -> bool:
         """Whether ``inbound.actor`` may command or approve on its channel."""

@@ -36,9 +36,11 @@ async def run_chat(settings: Settings) -> int:
         console = ConsoleAdapter(timezone=app.timezone)
         if console.interactive:
             print("Solo OS — terminal session. /help lists commands; Ctrl-D quits.", flush=True)
-        await app.add_adapter(console)
+        # Finish what a crash left and show what waits before reading the first line.
+        await app.add_adapter(console, start=False)
         await app.reconcile()
         await app.deliver(await app.director.pending_cards())
+        await app.start_adapters()
         await console.wait_closed()
     finally:
         await app.aclose()
