@@ -23,7 +23,7 @@ PYTHON = BIN / "python"
 
 def ensure_venv() -> None:
     """Create ``.venv`` and install the project with its dev extras when pyproject.toml changed."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py itself may run on an older Python
         sys.exit(f"Solo OS needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     stamp = VENV / ".installed"
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()

@@ -31,6 +31,8 @@ from memory.stores import Storage
 
 log = logging.getLogger(__name__)
 
+BUILTIN_RISK = {"note.create": "low"}
+"""Tiers that hold unless config says otherwise; anything unlisted is high risk."""
 REFUSAL = "Sorry, this assistant only works for its operators."
 
 
@@ -185,8 +187,8 @@ def build_connectors(settings: Settings,
 
 
 def build_policy(settings: Settings) -> Policy:
-    """The policy from ``[policy]`` plus each webhook's own ``risk``."""
-    risk: dict[str, str] = {f"webhook:{n.lower()}": h.risk
-                            for n, h in settings.connectors.webhooks.items()}
+    """Built-in tiers, then each webhook's own ``risk``, then the ``[policy] risk`` overrides."""
+    risk: dict[str, str] = dict(BUILTIN_RISK)
+    risk.update({f"webhook:{n.lower()}": h.risk for n, h in settings.connectors.webhooks.items()})
     risk.update(settings.policy.risk)
     return Policy(risk=risk, approval_ttl=timedelta(minutes=settings.policy.approval_ttl_minutes))

@@ -117,15 +117,17 @@ class PolicySettings(BaseModel):
     """Risk tiers per action kind and approval expiry."""
 
     approval_ttl_minutes: int = Field(default=24 * 60, gt=0)
-    risk: dict[str, Risk] = Field(default_factory=lambda: {"note.create": "low"})
-    """Overrides per action kind; webhooks take their own ``risk`` unless listed here."""
+    risk: dict[str, Risk] = Field(default_factory=dict)
+    """Overrides per action kind or connector name, on top of the built-in tiers (notes are
+    low) and each webhook's own ``risk``."""
 
 
 class Settings(BaseSettings):
     """All of Solo OS's settings."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SOLO_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+        env_prefix="SOLO_", env_nested_delimiter="__", extra="forbid",
+        nested_model_default_partial_update=True,
     )
 
     storage: StorageSettings = Field(default_factory=StorageSettings)

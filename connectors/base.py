@@ -76,7 +76,7 @@ class Diff:
 
 
 def receipt_id_for(idempotency_key: str) -> str:
-    """The receipt id of the effect keyed ``idempotency_key``: stable across retries and restarts."""
+    """The receipt id of the effect keyed ``idempotency_key``; stable across retries, restarts."""
     return "r" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:9]
 
 
@@ -147,6 +147,3 @@ class Connector(ABC):
     async def reconcile(self, idempotency_key: str) -> Receipt | None:
         """After a crash: the receipt if the effect keyed ``idempotency_key`` is known to have
         happened, else ``None`` (the caller may then re-send under the same key)."""
-
-    async def aclose(self) -> None:
-        """Release clients. Default: nothing to release."""

@@ -83,7 +83,8 @@ class NotesVaultConnector(Connector):
         self.path.mkdir(parents=True, exist_ok=True)
         target = self._target(text, key)
         tmp = target.with_suffix(".tmp")
-        body = f"---\nidempotency_key: {key}\ncreated: {datetime.now(UTC).isoformat()}\n---\n\n{text}\n"
+        created = datetime.now(UTC).isoformat()
+        body = f"---\nidempotency_key: {key}\ncreated: {created}\n---\n\n{text}\n"
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(body)
             handle.flush()

@@ -13,8 +13,8 @@ target deduplicating by ``Idempotency-Key`` (which the header exists for).
 from __future__ import annotations
 
 import json
-from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpx
 

@@ -154,11 +154,14 @@ async def _answer(intent: Intent, deps: DirectorDeps) -> list[dict[str, Any]]:
         pending = await storage.approvals.pending()
         outbox = await storage.outbox.count_by_status()
         plans = await storage.plans.count_by_status()
+        def counts(by_status: dict[str, int], empty: str) -> str:
+            return ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or empty
+
         lines = [
-            f"Storage: {storage.backend}. Connectors: {', '.join(sorted(deps.connectors)) or 'none'}.",
+            f"Storage: {storage.backend}. Connectors: {', '.join(sorted(deps.connectors))}.",
             f"Approvals waiting: {len(pending)}.",
-            "Actions: " + (", ".join(f"{n} {s}" for s, n in sorted(outbox.items())) or "none yet") + ".",
-            "Plans: " + (", ".join(f"{n} {s}" for s, n in sorted(plans.items())) or "none") + ".",
+            f"Actions: {counts(outbox, 'none yet')}.",
+            f"Plans: {counts(plans, 'none')}.",
         ]
         if outbox.get("failed"):
             lines.append("Some actions failed; /audit shows which and why.")
@@ -256,8 +259,8 @@ async def _run_step(state: PlanState, deps: DirectorDeps, index: int,
         return {"status": "done", "receipt": row.receipt}
     if row.status == "failed":
         return {"status": "failed", "error": row.last_error}
-    audit = {"actor": state["inbound"]["actor"], "channel": state["inbound"]["channel"], "plan_id": plan_id,
-             "intent": state["intent"]["intent"], "connector": action.connector,
+    audit = {"actor": state["inbound"]["actor"], "channel": state["inbound"]["channel"],
+             "plan_id": plan_id, "intent": state["intent"]["intent"], "connector": action.connector,
              "idempotency_key": key}
     receipt: Receipt | None = None
     if earlier_attempts:
@@ -426,7 +429,7 @@ class Director:
         return text + "."
 
     async def continue_plan(self, plan_id: str) -> list[Reply]:
-        """Run ``plan_id`` as far as it can go now; safe to call at any time, any number of times."""
+        """Run ``plan_id`` as far as it can go now; safe to call any time, any number of times."""
         lock = self._locks.get(plan_id)
         if lock is None:
             lock = self._locks[plan_id] = asyncio.Lock()

@@ -68,7 +68,8 @@ class _Store:
 class InboxStore(_Store):
     """Platform events seen, so a re-delivered event is processed once."""
 
-    async def accept(self, *, event_id: str, channel: str, plan: dict[str, Any] | None = None) -> bool:
+    async def accept(self, *, event_id: str, channel: str,
+                     plan: dict[str, Any] | None = None) -> bool:
         """Record ``event_id``; False if it was seen before.
 
         When ``plan`` is given, its row is created in the same transaction, so an event is
@@ -151,7 +152,8 @@ class ApprovalStore(_Store):
 
     async def decide(self, approval_id: str, *, status: str, actor: str,
                      now: datetime | None = None) -> bool:
-        """Set a pending, unexpired approval to ``status``; True only for the one caller that won."""
+        """Set a pending, unexpired approval to ``status``; True only for the one caller that
+        won."""
         now = now or utcnow()
         async with self._session() as session, session.begin():
             result = await session.execute(

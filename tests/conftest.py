@@ -31,7 +31,8 @@ def _check_loopback(address: object) -> None:
             ip = ipaddress.ip_address(host)
         except ValueError:
             if host != "localhost":
-                raise ConnectionRefusedError(f"tests may only connect to loopback, not {host!r}")
+                raise ConnectionRefusedError(
+                    f"tests may only connect to loopback, not {host!r}") from None
             return
         if not ip.is_loopback:
             raise ConnectionRefusedError(f"tests may only connect to loopback, not {host}")

@@ -1,1 +1,1 @@
-"""Chat adapters: each turns platform events into :class:`graph.events.Inbound` and renders replies."""
+"""Chat adapters: platform events in as :class:`graph.events.Inbound`, replies out."""

@@ -32,10 +32,10 @@ class ConsoleAdapter(ChatAdapter):
     name = "console"
 
     def __init__(self, *, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
-                 timezone: ZoneInfo = ZoneInfo("UTC")) -> None:
+                 timezone: ZoneInfo | None = None) -> None:
         self._in = stdin
         self._out = stdout
-        self._tz = timezone
+        self._tz = timezone or ZoneInfo("UTC")
         self._session = uuid.uuid4().hex[:12]
         self._count = 0
         self._last_card: str | None = None

@@ -103,7 +103,8 @@ async def test_strangers_are_refused_audited_and_their_presses_do_nothing(
         chat: InMemoryAdapter, receiver: WebhookReceiver) -> None:
     card = card_of(await chat.say("/send crm operator only"))
     refused = await chat.say("/note let me in", actor="mallory")
-    assert [s.kind for s in refused] == ["notice"] and "only works for its operators" in refused[0].text
+    assert [s.kind for s in refused] == ["notice"]
+    assert "only works for its operators" in refused[0].text
     await chat.press("approve", card.approval_id, actor="mallory")
     assert receiver.posts == []
     events = await chat.app.storage.audit.recent()
