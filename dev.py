@@ -50,6 +50,8 @@ def main() -> int:
     """Dispatch ``run`` / ``test`` / ``bench``."""
     what = sys.argv[1] if len(sys.argv) > 1 else "run"
     extra = sys.argv[2:]
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
     ensure_venv()
     if what == "run":
         return run(str(BIN / "solo"), "chat", *extra)
