@@ -20,23 +20,20 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from sqlalchemy.pool import StaticPool
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from connectors.notes import NotesVaultConnector  # noqa: E402
-from graph.checkpoints import postgres_checkpointer, sqlite_checkpointer  # noqa: E402
-from graph.director import Director, DirectorDeps, build_graph  # noqa: E402
-from graph.events import Inbound  # noqa: E402
-from graph.policy import Policy  # noqa: E402
-from graph.understanding import CommandUnderstander  # noqa: E402
-from memory.db import create_engine, migrate  # noqa: E402
-from memory.stores import Storage  # noqa: E402
+from connectors.notes import NotesVaultConnector
+from graph.checkpoints import postgres_checkpointer, sqlite_checkpointer
+from graph.director import Director, DirectorDeps, build_graph
+from graph.events import Inbound
+from graph.policy import Policy
+from graph.understanding import CommandUnderstander
+from memory.db import create_engine, migrate
+from memory.stores import Storage
 
 
 def percentile(samples: list[float], q: float) -> float:
