@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from bot.adapters.base import ChatAdapter
+from bot.adapters.base import Admitted, ChatAdapter
+from bot.delivery import DeliveryQueue
 from config import Settings
 from connectors.base import Connector
 from connectors.notes import NotesVaultConnector
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 BUILTIN_RISK = {"note.create": "low"}
 """Tiers that hold unless config says otherwise; anything unlisted is high risk."""
 REFUSAL = "Sorry, this assistant only works for its operators."
+FAILURE = ("Something went wrong on my side; it is logged and unfinished work is retried on "
+           "restart. /status shows the state.")
 
 
 def database_urls(settings: Settings) -> tuple[str, str]:
@@ -60,6 +63,9 @@ class SoloApp:
         self.timezone = ZoneInfo(settings.operator.timezone)
         self._stack = exit_stack
         self._adapters: dict[str, ChatAdapter] = {}
+        self._queues: dict[str, DeliveryQueue] = {}
+        self._started: set[str] = set()
+        self._refused: set[tuple[str, str]] = set()
         self._operators: dict[str, set[str]] = {
             "telegram": {str(o) for o in settings.telegram.operators},
             "slack": {str(o) for o in settings.slack.operators},
@@ -92,10 +98,18 @@ class SoloApp:
             raise
         return cls(settings=settings, storage=storage, director=director, exit_stack=stack)
 
-    async def aclose(self) -> None:
-        """Stop adapters, then release connections."""
-        for adapter in list(self._adapters.values()):
-            await adapter.stop()
+    async def aclose(self, *, drain_seconds: float = 10.0) -> None:
+        """Stop receiving, finish what is in progress, flush replies (what cannot go out in
+        ``drain_seconds`` stays queued for the next start), then release connections."""
+        for name in list(self._started):
+            await self._adapters[name].stop()
+        for queue in self._queues.values():
+            if not await queue.drain(drain_seconds):
+                log.warning("%s: replies still queued at shutdown; they go out on the next start",
+                            queue.adapter.name)
+        for adapter in self._adapters.values():
+            await adapter.close()
+        self._started.clear()
         await self._stack.aclose()
 
     async def add_adapter(self, adapter: ChatAdapter, *, operators: set[str] | None = None,
@@ -109,13 +123,24 @@ class SoloApp:
         if operators is not None:
             self._operators[adapter.name] = operators
         self._adapters[adapter.name] = adapter
+        if adapter.durable_delivery:
+            self._queues[adapter.name] = DeliveryQueue(adapter=adapter, storage=self.storage,
+                                                       director=self.director)
         if start:
-            await adapter.start(self.on_event)
+            await self._start(adapter)
 
     async def start_adapters(self) -> None:
-        """Start receiving on every registered adapter."""
+        """Start receiving (and sending what is queued) on every registered adapter."""
         for adapter in self._adapters.values():
-            await adapter.start(self.on_event)
+            await self._start(adapter)
+
+    async def _start(self, adapter: ChatAdapter) -> None:
+        if adapter.name in self._started:
+            return
+        await adapter.start(self)
+        self._started.add(adapter.name)
+        if adapter.name in self._queues:
+            await self._queues[adapter.name].start()
 
     def is_operator(self, inbound: Inbound) -> bool:
         """Whether ``inbound.actor`` may command or approve on its channel."""
@@ -123,34 +148,61 @@ class SoloApp:
             return True
         return inbound.actor in self._operators.get(inbound.channel, set())
 
-    async def on_event(self, inbound: Inbound) -> None:
-        """Gate, run and answer one inbound event. Never raises: errors are told and logged."""
-        adapter = self._adapters[inbound.channel]
+    async def admit(self, inbound: Inbound) -> Admitted:
+        """The gate and the durable record (fast; adapters acknowledge the platform after it).
+
+        Strangers are audited every time and told once per run. Raises on storage errors, so
+        that an adapter leaves the event unacknowledged and gets it again.
+        """
+        if not self.is_operator(inbound):
+            await self.director.refuse(inbound)
+            replies = []
+            if (inbound.channel, inbound.actor) not in self._refused:
+                self._refused.add((inbound.channel, inbound.actor))
+                replies = [Reply("notice", inbound.channel, inbound.chat, text=REFUSAL)]
+            return Admitted(inbound, replies=replies)
+        if inbound.verb is not None:
+            plan_ids, replies = await self.director.apply_decision(inbound)
+            return Admitted(inbound, plan_ids=plan_ids, replies=replies)
+        plan_id = await self.director.accept(inbound)
+        return Admitted(inbound, plan_ids=[plan_id] if plan_id else [])
+
+    async def process(self, admitted: Admitted) -> None:
+        """Carry out an admitted event and deliver what it produces. Never raises: a failure
+        is told to the operator and logged; the plan stays unfinished for the reconciler."""
+        replies = list(admitted.replies)
         try:
-            if not self.is_operator(inbound):
-                await self.director.refuse(inbound)
-                await adapter.notice(inbound.chat, REFUSAL)
-                return
-            if inbound.verb is not None:
-                replies = await self.director.decide(inbound)
-            else:
-                replies = await self.director.handle(inbound)
+            for plan_id in admitted.plan_ids:
+                replies += await self.director.continue_plan(plan_id)
         except Exception:
-            log.exception("failed handling %s event %s", inbound.channel, inbound.event_id)
-            await adapter.send(inbound.chat, "Something went wrong on my side; it is logged and "
-                               "unfinished work is retried on restart. /status shows the state.")
-            return
+            log.exception("failed processing %s event %s", admitted.inbound.channel,
+                          admitted.inbound.event_id)
+            replies.append(Reply("message", admitted.inbound.channel, admitted.inbound.chat,
+                                 text=FAILURE))
         await self.deliver(replies)
 
+    async def on_event(self, inbound: Inbound) -> None:
+        """Admit and process one event (adapters with nothing to acknowledge)."""
+        try:
+            admitted = await self.admit(inbound)
+        except Exception:
+            log.exception("failed admitting %s event %s", inbound.channel, inbound.event_id)
+            admitted = Admitted(inbound, replies=[
+                Reply("message", inbound.channel, inbound.chat, text=FAILURE)])
+        await self.process(admitted)
+
     async def deliver(self, replies: list[Reply]) -> None:
-        """Send each reply through the adapter of its channel (skipping channels not running)."""
+        """Send each reply through the adapter of its channel: queued durably for network
+        platforms, directly otherwise (skipping channels not configured)."""
         for reply in replies:
             adapter = self._adapters.get(reply.channel)
             if adapter is None:
                 log.warning("no %s adapter running; reply to %s kept in the audit log only",
                             reply.channel, reply.chat)
                 continue
-            if reply.kind == "card":
+            if adapter.name in self._queues:
+                await self._queues[adapter.name].put(reply)
+            elif reply.kind == "card":
                 ref = await adapter.post_card(reply.chat, reply.card)
                 await self.director.attach_card(reply.card.approval_id, adapter.name, ref)
             elif reply.kind == "card_update":
@@ -192,3 +244,28 @@ def build_policy(settings: Settings) -> Policy:
     risk.update({f"webhook:{n.lower()}": h.risk for n, h in settings.connectors.webhooks.items()})
     risk.update(settings.policy.risk)
     return Policy(risk=risk, approval_ttl=timedelta(minutes=settings.policy.approval_ttl_minutes))
+
+
+def build_adapters(settings: Settings, *, timezone: ZoneInfo) -> list[ChatAdapter]:
+    """The chat adapters whose settings are present (Telegram, Slack)."""
+    adapters: list[ChatAdapter] = []
+    telegram = settings.telegram
+    if telegram.token is not None:
+        from telegram.ext import AIORateLimiter, ExtBot
+        from telegram.request import HTTPXRequest
+
+        from bot.adapters.telegram import TelegramAdapter
+
+        bot = ExtBot(
+            telegram.token.get_secret_value(), base_url=telegram.base_url,
+            base_file_url=telegram.base_file_url,
+            # Throttle to Telegram's limits; 429s are waited out by the delivery queue.
+            rate_limiter=AIORateLimiter(max_retries=0),
+            request=HTTPXRequest(connection_pool_size=16),
+            get_updates_request=HTTPXRequest(read_timeout=telegram.poll_timeout_seconds + 10))
+        secret = telegram.webhook_secret.get_secret_value() if telegram.webhook_secret else ""
+        adapters.append(TelegramAdapter(
+            bot=bot, mode=telegram.mode, poll_timeout=telegram.poll_timeout_seconds,
+            webhook_url=telegram.webhook_url, webhook_secret=secret, host=telegram.host,
+            port=telegram.port, timezone=timezone))
+    return adapters

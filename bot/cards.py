@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from zoneinfo import ZoneInfo
 
 from graph.events import ApprovalCard
@@ -45,3 +46,45 @@ def render_card_text(card: ApprovalCard, *, timezone: ZoneInfo) -> str:
 def render_outcome_text(card: ApprovalCard) -> str:
     """One line for an edited card: ``Approval <id>: <outcome>``."""
     return f"Approval {card.approval_id}: {card.outcome}"
+
+
+def render_card_html(card: ApprovalCard, *, timezone: ZoneInfo, limit: int = 4000) -> str:
+    """The card in Telegram's HTML, within ``limit`` characters (long fields are cut first)."""
+    field_limit = MAX_FIELD
+    while True:
+        html = _card_html(card, timezone, field_limit)
+        if len(html) <= limit or field_limit < 50:
+            return html[:limit]
+        field_limit //= 2
+
+
+def _card_html(card: ApprovalCard, timezone: ZoneInfo, field_limit: int) -> str:
+    expires = card.expires_at.astimezone(timezone).strftime("%Y-%m-%d %H:%M %Z")
+    lines = [f"<b>Approval {card.approval_id}</b> · {card.risk.upper()} risk · expires {expires}",
+             escape(card.reason)]
+    for diff in card.diffs:
+        lines.append(f"<b>{escape(diff['title'])}</b>")
+        for name, before, after in diff["fields"]:
+            after_html = f"<code>{escape(truncate(after, field_limit))}</code>"
+            if before is None:
+                lines.append(f"{escape(name)}: {after_html}")
+            else:
+                lines.append(f"{escape(name)}: <s>{escape(truncate(before, field_limit))}</s> → "
+                             f"{after_html}")
+    if not card.pending:
+        lines.append(f"<b>{escape(card.outcome)}</b>")
+    return "\n".join(lines)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """``text`` in chunks of at most ``limit`` characters, cut at line breaks where possible."""
+    chunks: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        if cut <= 0:
+            cut = limit
+        chunks.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    if text or not chunks:
+        chunks.append(text)
+    return chunks

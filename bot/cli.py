@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 from bot.adapters.console import ConsoleAdapter
-from bot.app import SoloApp
+from bot.app import SoloApp, build_adapters
 from config import ConfigError, Settings, load_settings
 from graph.understanding import CommandUnderstander
+
+log = logging.getLogger(__name__)
 
 
 def _configure_logging(*, to_file: Path | None, level: int) -> None:
@@ -46,17 +48,42 @@ async def run_chat(settings: Settings) -> int:
     return 0
 
 
+EXPIRY_SWEEP_SECONDS = 30
+
+
 async def run_serve(settings: Settings) -> int:
     """The service: adapters from config, reconciler, until SIGTERM/SIGINT."""
-    adapters = settings.configured_adapters()
-    if not adapters:
+    if not settings.configured_adapters():
         print("solo serve: no chat adapter configured; set [telegram] token "
               "(SOLO_TELEGRAM__TOKEN) or [slack] bot_token (SOLO_SLACK__BOT_TOKEN)",
               file=sys.stderr)
         return 2
-    print(f"solo serve: the {', '.join(adapters)} adapter is not available in this version; "
-          "use `solo chat`", file=sys.stderr)
-    return 2
+    app = await SoloApp.open(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        adapters = build_adapters(settings, timezone=app.timezone)
+        for adapter in adapters:
+            await app.add_adapter(adapter, start=False)
+        await app.reconcile()
+        try:
+            await app.start_adapters()
+        except Exception as exc:
+            print(f"solo serve: could not start: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        log.info("serving %s", ", ".join(a.name for a in adapters))
+        print(f"solo serve: running ({', '.join(a.name for a in adapters)})", file=sys.stderr,
+              flush=True)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), EXPIRY_SWEEP_SECONDS)
+            except TimeoutError:
+                await app.deliver(await app.director.expire_due())
+    finally:
+        await app.aclose()
+    return 0
 
 
 async def run_understand(text: str) -> int:

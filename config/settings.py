@@ -58,6 +58,14 @@ class TelegramSettings(BaseModel):
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
     operators: list[int] = Field(default_factory=list)
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""
+    """Public HTTPS URL Telegram posts updates to (webhook mode)."""
+    webhook_secret: SecretStr | None = None
+    """Checked against ``X-Telegram-Bot-Api-Secret-Token`` on every webhook request."""
+    host: str = "127.0.0.1"
+    port: int = 8443
+    poll_timeout_seconds: int = 30
 
 
 class SlackSettings(BaseModel):

@@ -118,7 +118,11 @@ def _when(moment: datetime | None, tz: ZoneInfo) -> str:
 async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
     """Map the operator's text to an intent."""
     inbound = Inbound.from_dict(state["inbound"])
-    intent = await runtime.context.understander.understand(inbound.text)
+    if inbound.attachment and not inbound.text.strip():
+        intent = Intent("unknown", {"error": f"I cannot read {inbound.attachment['kind']} "
+                                             "messages in this version yet; please type it."})
+    else:
+        intent = await runtime.context.understander.understand(inbound.text)
     return {"intent": intent.to_dict()}
 
 
@@ -379,6 +383,12 @@ class Director:
 
     async def handle(self, inbound: Inbound) -> list[Reply]:
         """Start the plan for a new message; a re-delivered event returns no replies."""
+        plan_id = await self.accept(inbound)
+        return await self.continue_plan(plan_id) if plan_id else []
+
+    async def accept(self, inbound: Inbound) -> str | None:
+        """Record a new message and its plan in one transaction (fast; adapters await it before
+        acknowledging the platform). Returns the plan id, or None for a re-delivered event."""
         plan_id = plan_id_for(inbound.channel, inbound.event_id)
         accepted = await self.storage.inbox.accept(
             event_id=f"{inbound.channel}:{inbound.event_id}", channel=inbound.channel,
@@ -386,38 +396,54 @@ class Director:
                   "inbound": inbound.to_dict()})
         if not accepted:
             log.info("duplicate event %s:%s dropped", inbound.channel, inbound.event_id)
-            return []
-        return await self.continue_plan(plan_id)
+            return None
+        return plan_id
 
     async def decide(self, inbound: Inbound) -> list[Reply]:
-        """Apply a button press (``inbound.verb`` on ``inbound.approval_id``)."""
+        """Apply a button press (``inbound.verb`` on ``inbound.approval_id``) and carry it out."""
+        plan_ids, replies = await self.apply_decision(inbound)
+        for plan_id in plan_ids:
+            replies += await self.continue_plan(plan_id)
+        return replies
+
+    async def apply_decision(self, inbound: Inbound) -> tuple[list[str], list[Reply]]:
+        """Record a button press (fast): the verdict first, then the event, so a press that a
+        crash interrupts is simply processed again when the platform re-delivers it.
+
+        Returns:
+            The plans to continue (the decided one, and any whose approval just expired), and
+            immediate notices (a stale or unknown card).
+        """
         def notice(text: str) -> list[Reply]:
             return [Reply("notice", inbound.channel, inbound.chat, text=text)]
 
-        if not await self.storage.inbox.accept(event_id=f"{inbound.channel}:{inbound.event_id}",
-                                               channel=inbound.channel):
-            return []
+        event_key = f"{inbound.channel}:{inbound.event_id}"
+        if await self.storage.inbox.seen(event_key):
+            return [], []
+        plans = await self._expire()
+        replies: list[Reply] = []
         status = {"approve": "approved", "reject": "rejected"}.get(inbound.verb or "")
+        approval = await self.storage.approvals.get(inbound.approval_id or "")
         if status is None:
-            return notice(f"Unknown button {inbound.verb!r}.")
-        if not inbound.approval_id:
-            return notice("There is no card to answer; /approvals shows what is waiting.")
-        approval = await self.storage.approvals.get(inbound.approval_id)
-        if approval is None:
-            return notice(f"There is no approval {inbound.approval_id!r}.")
-        expired = await self.expire_due()
-        if await self.storage.approvals.decide(approval.id, status=status, actor=inbound.actor):
+            replies = notice(f"Unknown button {inbound.verb!r}.")
+        elif not inbound.approval_id:
+            replies = notice("There is no card to answer; /approvals shows what is waiting.")
+        elif approval is None:
+            replies = notice(f"There is no approval {inbound.approval_id!r}.")
+        elif await self.storage.approvals.decide(approval.id, status=status, actor=inbound.actor):
             await self.storage.audit.append(
                 actor=inbound.actor, channel=inbound.channel, plan_id=approval.plan_id,
                 decision=status, dedup_key=f"{approval.id}:decision",
                 detail={"approval_id": approval.id})
-            return expired + await self.continue_plan(approval.plan_id)
-        approval = await self.storage.approvals.get(approval.id)
-        replies = expired + notice(self._stale_text(approval))
-        if approval.completed_at is None:
-            # Decided but not carried out (a crash in between): the old button finishes the job.
-            replies += await self.continue_plan(approval.plan_id)
-        return replies
+            plans.append(approval.plan_id)
+        else:
+            approval = await self.storage.approvals.get(approval.id)
+            replies = notice(self._stale_text(approval))
+            if approval.completed_at is None:
+                # Decided but not carried out (a crash in between): the old button finishes it.
+                plans.append(approval.plan_id)
+        await self.storage.inbox.accept(event_id=event_key, channel=inbound.channel)
+        return list(dict.fromkeys(plans)), replies
 
     def _stale_text(self, approval: Approval) -> str:
         when = _when(approval.decided_at, self.deps.timezone)
@@ -503,14 +529,20 @@ class Director:
     async def expire_due(self) -> list[Reply]:
         """Expire approvals past their time and finish their plans (nothing is executed)."""
         replies: list[Reply] = []
+        for plan_id in await self._expire():
+            replies += await self.continue_plan(plan_id)
+        return replies
+
+    async def _expire(self) -> list[str]:
+        plans = []
         for approval_id in await self.storage.approvals.expire_due():
             approval = await self.storage.approvals.get(approval_id)
             await self.storage.audit.append(
                 actor="system", channel=approval.channel, plan_id=approval.plan_id,
                 decision="expired", dedup_key=f"{approval.id}:decision",
                 detail={"approval_id": approval.id})
-            replies += await self.continue_plan(approval.plan_id)
-        return replies
+            plans.append(approval.plan_id)
+        return plans
 
     async def reconcile(self) -> list[Reply]:
         """Finish what a crash interrupted: expire stale approvals, continue unfinished plans.

@@ -18,6 +18,8 @@ class Inbound:
         event_id: the platform's own event id (durable; the inbox deduplicates on it).
         text: the message text (empty for a button press).
         verb, approval_id: a button press (``approve``/``reject`` on an approval).
+        attachment: JSON description of a file that came with the message, e.g.
+            ``{"kind": "voice", "file_id": ..., "mime": ..., "duration": ...}``.
     """
 
     channel: str
@@ -27,6 +29,7 @@ class Inbound:
     text: str = ""
     verb: str | None = None
     approval_id: str | None = None
+    attachment: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, stored with the plan so a crashed plan can be re-run."""

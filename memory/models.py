@@ -154,3 +154,21 @@ class Job(Base):
     created_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_jobs_due", "status", "due_at"),)
+
+
+class Delivery(Base):
+    """A reply queued for a chat platform; kept until the platform accepted it."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    chat: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_deliveries_pending", "status", "channel", "id"),)

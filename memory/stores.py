@@ -14,7 +14,16 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from memory.models import Approval, AuditEvent, InboxEvent, Job, OutboxEntry, Plan, utcnow
+from memory.models import (
+    Approval,
+    AuditEvent,
+    Delivery,
+    InboxEvent,
+    Job,
+    OutboxEntry,
+    Plan,
+    utcnow,
+)
 
 TERMINAL_APPROVAL = ("approved", "rejected", "expired", "superseded")
 
@@ -46,6 +55,7 @@ class Storage:
         self.outbox = OutboxStore(self)
         self.audit = AuditLog(self)
         self.jobs = JobStore(self)
+        self.deliveries = DeliveryStore(self)
 
     @property
     def backend(self) -> str:
@@ -329,3 +339,40 @@ class JobStore(_Store):
         """The job, or None."""
         async with self._session() as session:
             return await session.get(Job, job_id)
+
+
+class DeliveryStore(_Store):
+    """Replies waiting to be accepted by a chat platform (at-least-once, in order per chat)."""
+
+    async def add(self, *, channel: str, chat: str, kind: str, payload: dict[str, Any]) -> int:
+        """Queue one reply; return its id."""
+        async with self._session() as session, session.begin():
+            row = Delivery(channel=channel, chat=chat, kind=kind, payload=payload,
+                           status="pending", attempts=0, created_at=utcnow())
+            session.add(row)
+            await session.flush()
+            return row.id
+
+    async def pending(self, channel: str) -> Sequence[Delivery]:
+        """Pending replies of ``channel`` in the order they were queued."""
+        async with self._session() as session:
+            rows = await session.scalars(select(Delivery).where(
+                Delivery.channel == channel, Delivery.status == "pending").order_by(Delivery.id))
+            return rows.all()
+
+    async def get(self, delivery_id: int) -> Delivery | None:
+        """One queued reply."""
+        async with self._session() as session:
+            return await session.get(Delivery, delivery_id)
+
+    async def settle(self, delivery_id: int, *, status: str, error: str | None = None) -> None:
+        """Mark a reply ``sent`` or ``failed``."""
+        async with self._session() as session, session.begin():
+            await session.execute(update(Delivery).where(Delivery.id == delivery_id).values(
+                status=status, last_error=error, attempts=Delivery.attempts + 1))
+
+    async def count_pending(self) -> int:
+        """Replies not yet accepted, all channels."""
+        async with self._session() as session:
+            return (await session.scalar(select(func.count()).select_from(Delivery)
+                                         .where(Delivery.status == "pending"))) or 0

@@ -3,12 +3,60 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from graph.events import ApprovalCard, Inbound
+from graph.events import ApprovalCard, Inbound, Reply
 
-EventHandler = Callable[[Inbound], Awaitable[None]]
+
+@dataclass
+class Admitted:
+    """An inbound event after the gate: durably recorded, not yet carried out.
+
+    Attributes:
+        plan_ids: plans to continue (empty for a duplicate, a refusal or a stale press).
+        replies: immediate answers (refusal, stale card notice).
+    """
+
+    inbound: Inbound
+    plan_ids: list[str] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+
+
+class EventSink(Protocol):
+    """Where adapters hand events (the app).
+
+    Adapters that must acknowledge the platform call :meth:`admit` (fast: the gate and the
+    durable record), acknowledge, then :meth:`process` (the slow part). Others call
+    :meth:`on_event`, which does both.
+    """
+
+    async def admit(self, inbound: Inbound) -> Admitted:
+        """Gate and record ``inbound``."""
+        ...
+
+    async def process(self, admitted: Admitted) -> None:
+        """Carry out an admitted event and deliver the replies."""
+        ...
+
+    async def on_event(self, inbound: Inbound) -> None:
+        """Admit and process."""
+        ...
+
+
+class DeliveryError(Exception):
+    """A platform refused or failed a send.
+
+    Attributes:
+        retry_after: seconds the platform asked to wait (429), if it said.
+        permanent: retrying cannot help (blocked by the user, chat gone, bad request).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 permanent: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
 
 
 class ChatAdapter(ABC):
@@ -17,17 +65,24 @@ class ChatAdapter(ABC):
     name: str
     """The channel name carried by its events (``console``, ``telegram``, ``slack``)."""
 
+    durable_delivery: bool = False
+    """True: replies go through the app's durable per-chat queue (network platforms)."""
+
     @abstractmethod
-    async def start(self, on_event: EventHandler) -> None:
-        """Begin receiving events; each is handed to ``on_event``."""
+    async def start(self, sink: EventSink) -> None:
+        """Begin receiving events; each is handed to ``sink``."""
 
     @abstractmethod
     async def stop(self) -> None:
-        """Stop receiving and flush what is queued for delivery."""
+        """Stop receiving and finish the events being processed."""
 
     @abstractmethod
     async def send(self, chat: str, text: str) -> None:
-        """Send a text message."""
+        """Send a text message.
+
+        Raises:
+            DeliveryError: the platform refused it or asked to wait.
+        """
 
     @abstractmethod
     async def post_card(self, chat: str, card: ApprovalCard) -> Any:
@@ -35,8 +90,12 @@ class ChatAdapter(ABC):
 
     @abstractmethod
     async def update_card(self, chat: str, ref: Any, card: ApprovalCard) -> None:
-        """Show a decided card's outcome where it was posted (and remove its buttons)."""
+        """Show a decided card's outcome where it was posted (and remove its buttons); with no
+        ``ref``, post the outcome as a new message."""
 
     async def notice(self, chat: str, text: str) -> None:
         """A short answer to a button press; ephemeral where the platform allows."""
         await self.send(chat, text)
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release clients, after the app's delivery queue for this adapter drained."""

@@ -9,7 +9,7 @@ import uuid
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from bot.adapters.base import ChatAdapter, EventHandler
+from bot.adapters.base import ChatAdapter, EventSink
 from bot.cards import render_card_text, render_outcome_text
 from graph.events import ApprovalCard, Inbound
 
@@ -45,9 +45,9 @@ class ConsoleAdapter(ChatAdapter):
     def _print(self, text: str) -> None:
         print(text, file=self._out, flush=True)
 
-    async def start(self, on_event: EventHandler) -> None:
+    async def start(self, sink: EventSink) -> None:
         """Start reading lines in the background."""
-        self._task = asyncio.create_task(self._read_loop(on_event))
+        self._task = asyncio.create_task(self._read_loop(sink))
 
     async def wait_closed(self) -> None:
         """Until the operator quits or stdin ends."""
@@ -59,7 +59,7 @@ class ConsoleAdapter(ChatAdapter):
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
-    async def _read_loop(self, on_event: EventHandler) -> None:
+    async def _read_loop(self, sink: EventSink) -> None:
         while True:
             if self.interactive:
                 print("> ", end="", file=self._out, flush=True)
@@ -71,7 +71,7 @@ class ConsoleAdapter(ChatAdapter):
                 continue
             if text.lower() in ("quit", "exit", "/quit"):
                 return
-            await on_event(self._inbound(text))
+            await sink.on_event(self._inbound(text))
 
     def _inbound(self, text: str) -> Inbound:
         self._count += 1

@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.adapters.base import ChatAdapter, EventHandler
+from bot.adapters.base import ChatAdapter, EventSink
 from graph.events import ApprovalCard, Inbound
 
 
@@ -31,16 +31,16 @@ class InMemoryAdapter(ChatAdapter):
 
     name: str = "memory"
     sent: list[Sent] = field(default_factory=list)
-    _handler: EventHandler | None = None
+    _sink: EventSink | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
-    async def start(self, on_event: EventHandler) -> None:
-        """Remember the handler events go to."""
-        self._handler = on_event
+    async def start(self, sink: EventSink) -> None:
+        """Remember where events go."""
+        self._sink = sink
 
     async def stop(self) -> None:
         """Nothing queued to flush."""
-        self._handler = None
+        self._sink = None
 
     async def say(self, text: str, *, actor: str = "operator", chat: str = "chat-1",
                   event_id: str | None = None) -> list[Sent]:
@@ -56,9 +56,9 @@ class InMemoryAdapter(ChatAdapter):
                                            verb=verb, approval_id=approval_id))
 
     async def _deliver(self, inbound: Inbound) -> list[Sent]:
-        assert self._handler is not None, "adapter not started"
+        assert self._sink is not None, "adapter not started"
         before = len(self.sent)
-        await self._handler(inbound)
+        await self._sink.on_event(inbound)
         return self.sent[before:]
 
     async def send(self, chat: str, text: str) -> None:

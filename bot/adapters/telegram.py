@@ -1,0 +1,308 @@
+"""Telegram through python-telegram-bot 22: long polling (default) or a webhook.
+
+Updates are acknowledged only after they are durably admitted: the polling loop asks for the
+next batch (which is what tells Telegram the previous one was received) only once every update
+of the current one went through :meth:`EventSink.admit`; in webhook mode the HTTP answer waits
+for it. A crash therefore re-delivers unadmitted updates, and the inbox drops repeats. The slow
+part (plans, connectors) runs afterwards, concurrently across chats and in order within one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import warnings
+import weakref
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import MessageLimit, ParseMode
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.ext import ExtBot
+from telegram.warnings import PTBUserWarning
+
+from bot.adapters.base import Admitted, ChatAdapter, DeliveryError, EventSink
+from bot.cards import render_card_html, split_text
+from graph.events import ApprovalCard, Inbound
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [
+    BotCommand("note", "Save a note (runs at once)"),
+    BotCommand("send", "Post to a webhook: /send NAME TEXT (asks first)"),
+    BotCommand("approvals", "Cards waiting for you"),
+    BotCommand("audit", "Latest actions, with receipts"),
+    BotCommand("status", "What is running, waiting, failing"),
+    BotCommand("help", "What I can do"),
+]
+ALLOWED_UPDATES = ["message", "callback_query"]
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+# getUpdates is called raw on purpose: Bot.get_updates parses the whole batch at once, so one
+# malformed update would stop polling for good; raw, each update is parsed (or skipped) alone.
+warnings.filterwarnings("ignore", message=".*Bot.getUpdates.*", category=PTBUserWarning)
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _delivery_error(exc: TelegramError) -> DeliveryError:
+    if isinstance(exc, RetryAfter):
+        return DeliveryError(str(exc), retry_after=_seconds(exc.retry_after))
+    if isinstance(exc, (Forbidden, BadRequest)):
+        return DeliveryError(str(exc), permanent=True)
+    return DeliveryError(str(exc))  # NetworkError, TimedOut: worth retrying
+
+
+class TelegramAdapter(ChatAdapter):
+    """The Telegram chat adapter.
+
+    Args:
+        bot: an ``ExtBot`` built with ``base_url`` / ``base_file_url`` (and a rate limiter).
+        mode: ``"polling"`` or ``"webhook"``.
+        poll_timeout: long-polling timeout in seconds.
+        webhook_url, webhook_secret, host, port: webhook mode.
+        timezone: for times on cards.
+        typing_after: seconds a plan may run before the typing indicator shows.
+    """
+
+    name = "telegram"
+    durable_delivery = True
+
+    def __init__(self, *, bot: ExtBot, mode: str = "polling", poll_timeout: int = 30,
+                 webhook_url: str = "", webhook_secret: str = "", host: str = "127.0.0.1",
+                 port: int = 8443, timezone: ZoneInfo | None = None,
+                 typing_after: float = 0.5) -> None:
+        self.bot = bot
+        self.mode = mode
+        self.poll_timeout = poll_timeout
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.host = host
+        self.port = port
+        self._tz = timezone or ZoneInfo("UTC")
+        self._typing_after = typing_after
+        self._sink: EventSink | None = None
+        self._offset: int | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._chat_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+        self.bound_port: int | None = None
+
+    # --- receiving --------------------------------------------------------------------------
+
+    async def start(self, sink: EventSink) -> None:
+        """Check the token (getMe), register commands, then poll or set the webhook."""
+        self._sink = sink
+        await self.bot.initialize()
+        await self.bot.set_my_commands(COMMANDS)
+        if self.mode == "webhook":
+            await self._start_webhook()
+        else:
+            await self.bot.delete_webhook()
+            self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
+
+    async def stop(self) -> None:
+        """Stop receiving, acknowledge what was admitted, finish what is being processed."""
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+            if self._offset is not None:
+                try:
+                    await self.bot.do_api_request(
+                        "getUpdates", api_kwargs={"offset": self._offset, "timeout": 0})
+                except TelegramError as exc:
+                    log.warning("could not acknowledge the last updates: %s", exc)
+        if self._runner is not None:
+            try:
+                await self.bot.delete_webhook()
+            except TelegramError as exc:
+                log.warning("could not delete the webhook: %s", exc)
+            await self._runner.cleanup()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=15)
+
+    async def close(self) -> None:
+        """Release the HTTP clients (after the delivery queue drained)."""
+        await self.bot.shutdown()
+
+    async def _poll(self) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                batch = await self.bot.do_api_request(
+                    "getUpdates",
+                    api_kwargs={"offset": self._offset, "timeout": self.poll_timeout,
+                                "allowed_updates": ALLOWED_UPDATES},
+                    read_timeout=self.poll_timeout + 10)
+                for data in batch:
+                    await self._receive(data)
+                    self._offset = int(data["update_id"]) + 1
+                backoff = 1.0
+            except asyncio.CancelledError:
+                raise
+            except RetryAfter as exc:
+                await asyncio.sleep(_seconds(exc.retry_after))
+            except Exception as exc:
+                # Network trouble or the database refusing an admit: the unadmitted updates are
+                # asked for again after the pause.
+                log.warning("telegram polling: %s; retrying in %.0f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def _start_webhook(self) -> None:
+        app = web.Application()
+        app.router.add_post("/telegram", self._webhook)
+        app.router.add_get("/healthz", lambda _: web.Response(text="ok"))
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.bound_port = site._server.sockets[0].getsockname()[1]
+        await self.bot.set_webhook(url=self.webhook_url, secret_token=self.webhook_secret or None,
+                                   allowed_updates=ALLOWED_UPDATES)
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if self.webhook_secret and not hmac.compare_digest(given, self.webhook_secret):
+            return web.Response(status=401, text="bad secret token")
+        try:
+            data = await request.json()
+        except ValueError:
+            return web.Response(status=400, text="not JSON")
+        if not isinstance(data, dict) or "update_id" not in data:
+            return web.Response(status=400, text="not an update")
+        await self._receive(data)  # Telegram re-sends unless this answers 2xx
+        return web.Response(text="ok")
+
+    async def _receive(self, data: dict[str, Any]) -> None:
+        try:
+            update = Update.de_json(data, self.bot)
+        except Exception:
+            log.exception("malformed update %s skipped", data.get("update_id"))
+            return
+        if update.callback_query is not None:
+            await self._answer(update.callback_query.id)
+        inbound = self._inbound(update)
+        if inbound is None:
+            return
+        admitted = await self._sink.admit(inbound)
+        task = asyncio.create_task(self._process(admitted))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, callback_query_id: str) -> None:
+        try:
+            await self.bot.answer_callback_query(callback_query_id)
+        except TelegramError as exc:  # an old query cannot be answered any more; harmless
+            log.info("answerCallbackQuery failed: %s", exc)
+
+    def _inbound(self, update: Update) -> Inbound | None:
+        event_id = str(update.update_id)
+        query = update.callback_query
+        if query is not None:
+            verb, _, approval_id = (query.data or "").partition(":")
+            chat = query.message.chat.id if query.message else query.from_user.id
+            return Inbound(channel=self.name, chat=str(chat), actor=str(query.from_user.id),
+                           event_id=event_id, verb=verb or "unknown", approval_id=approval_id)
+        message = update.message
+        if message is None or message.from_user is None:
+            return None
+        text = message.text or message.caption or ""
+        if message.chat.type != "private":
+            mention = f"@{self.bot.username}"
+            replying = (message.reply_to_message is not None
+                        and message.reply_to_message.from_user is not None
+                        and message.reply_to_message.from_user.id == self.bot.id)
+            addressed = mention.lower() in text.lower() or replying
+            if not addressed:
+                return None
+            text = " ".join(w for w in text.split(" ") if w.lower() != mention.lower()).strip()
+        attachment = None
+        voice = message.voice or message.audio
+        if voice is not None:
+            attachment = {"kind": "voice", "file_id": voice.file_id,
+                          "mime": voice.mime_type or "audio/ogg", "duration": voice.duration}
+        return Inbound(channel=self.name, chat=str(message.chat.id),
+                       actor=str(message.from_user.id), event_id=event_id, text=text,
+                       attachment=attachment)
+
+    async def _process(self, admitted: Admitted) -> None:
+        chat = admitted.inbound.chat
+        lock = self._chat_locks.get(chat)
+        if lock is None:
+            lock = self._chat_locks[chat] = asyncio.Lock()
+        async with lock:
+            typing = asyncio.create_task(self._typing(chat))
+            try:
+                await self._sink.process(admitted)
+            finally:
+                typing.cancel()
+
+    async def _typing(self, chat: str) -> None:
+        await asyncio.sleep(self._typing_after)
+        while True:
+            try:
+                await self.bot.send_chat_action(chat_id=int(chat), action="typing")
+            except TelegramError:
+                pass
+            await asyncio.sleep(4.5)  # the indicator lasts about 5 s
+
+    async def download_file(self, file_id: str) -> bytes:
+        """The bytes of a file the user sent (voice notes), through ``getFile``."""
+        file = await self.bot.get_file(file_id)
+        return bytes(await file.download_as_bytearray())
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def send(self, chat: str, text: str) -> None:
+        """Send ``text``, split into messages of at most 4096 characters."""
+        for chunk in split_text(text, MessageLimit.MAX_TEXT_LENGTH):
+            await self._call(self.bot.send_message(chat_id=int(chat), text=chunk))
+
+    async def _call(self, request: Any) -> Any:
+        try:
+            return await request
+        except TelegramError as exc:
+            raise _delivery_error(exc) from exc
+
+    def _keyboard(self, card: ApprovalCard) -> InlineKeyboardMarkup | None:
+        if not card.pending:
+            return None
+        return InlineKeyboardMarkup([[
+            InlineKeyboardButton("Approve", callback_data=f"approve:{card.approval_id}"),
+            InlineKeyboardButton("Reject", callback_data=f"reject:{card.approval_id}"),
+        ]])
+
+    async def post_card(self, chat: str, card: ApprovalCard) -> Any:
+        """Send the card (HTML) with Approve / Reject buttons; the ref is chat and message id."""
+        message = await self._call(self.bot.send_message(
+            chat_id=int(chat), text=render_card_html(card, timezone=self._tz),
+            parse_mode=ParseMode.HTML, reply_markup=self._keyboard(card)))
+        return {"chat_id": message.chat_id, "message_id": message.message_id}
+
+    async def update_card(self, chat: str, ref: Any, card: ApprovalCard) -> None:
+        """Edit the card to show its outcome; editing without a keyboard removes the buttons."""
+        html = render_card_html(card, timezone=self._tz)
+        if ref:
+            try:
+                await self.bot.edit_message_text(
+                    chat_id=ref["chat_id"], message_id=ref["message_id"], text=html,
+                    parse_mode=ParseMode.HTML, reply_markup=self._keyboard(card))
+                return
+            except BadRequest as exc:
+                if "not modified" in str(exc).lower():
+                    return
+                log.info("card %s could not be edited (%s); posting the outcome",
+                         card.approval_id, exc)
+            except TelegramError as exc:
+                raise _delivery_error(exc) from exc
+        await self._call(self.bot.send_message(chat_id=int(chat), text=html,
+                                               parse_mode=ParseMode.HTML))

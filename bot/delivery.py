@@ -1,0 +1,145 @@
+"""The durable outbound queue: replies to network chat platforms, in order per chat.
+
+A reply is written to the ``deliveries`` table before it is sent and marked sent after the
+platform accepted it, so replies queued at shutdown or lost to a crash go out after the restart
+(at least once: a crash between the platform's answer and the mark may repeat one message).
+``retry_after`` from the platform (429) is waited out; network errors back off and retry without
+limit; a permanent refusal (user blocked the bot, chat gone) is logged and dropped.
+
+Cards are queued by approval id and rendered when sent, so a card always shows its current state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from bot.adapters.base import ChatAdapter, DeliveryError
+from graph.director import Director
+from graph.events import Reply
+from memory.models import Delivery
+from memory.stores import Storage
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryQueue:
+    """Per-chat FIFO workers for one adapter.
+
+    Args:
+        adapter: where replies go.
+        storage: the ``deliveries`` table.
+        director: renders cards and records where they were posted.
+        backoff: first wait after a network error (doubling up to ``max_backoff``).
+    """
+
+    def __init__(self, *, adapter: ChatAdapter, storage: Storage, director: Director,
+                 backoff: float = 0.5, max_backoff: float = 30.0) -> None:
+        self.adapter = adapter
+        self._store = storage.deliveries
+        self._director = director
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self._queues: dict[str, deque[int]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._started = False
+
+    async def start(self) -> None:
+        """Start sending: what a previous run left unsent first, in order."""
+        self._started = True
+        for row in await self._store.pending(self.adapter.name):
+            self._schedule(row.chat, row.id)
+
+    async def put(self, reply: Reply) -> None:
+        """Queue ``reply`` durably and schedule it."""
+        if reply.kind in ("card", "card_update"):
+            payload = {"approval_id": reply.card.approval_id}
+        else:
+            payload = {"text": reply.text}
+        delivery_id = await self._store.add(channel=self.adapter.name, chat=reply.chat,
+                                            kind=reply.kind, payload=payload)
+        if self._started:  # before start, start() picks it up from the table
+            self._schedule(reply.chat, delivery_id)
+
+    def _schedule(self, chat: str, delivery_id: int) -> None:
+        self._idle.clear()
+        self._queues.setdefault(chat, deque()).append(delivery_id)
+        worker = self._workers.get(chat)
+        if worker is None or worker.done():
+            self._workers[chat] = asyncio.create_task(self._work(chat))
+
+    async def _work(self, chat: str) -> None:
+        queue = self._queues[chat]
+        while queue:
+            row = await self._store.get(queue[0])
+            if row is not None and row.status == "pending":
+                await self._deliver(row)
+            queue.popleft()
+        del self._workers[chat]
+        if not self._workers:
+            self._idle.set()
+
+    async def _deliver(self, row: Delivery) -> None:
+        wait = self._backoff
+        unexpected = 0
+        while True:
+            try:
+                await self._send(row)
+            except asyncio.CancelledError:
+                raise
+            except DeliveryError as exc:
+                if exc.permanent:
+                    log.error("%s refused delivery %s to %s: %s", self.adapter.name, row.id,
+                              row.chat, exc)
+                    await self._store.settle(row.id, status="failed", error=str(exc))
+                    return
+                delay = exc.retry_after if exc.retry_after is not None else wait
+                if exc.retry_after is None:
+                    wait = min(wait * 2, self._max_backoff)
+                log.warning("delivery %s to %s: %s; retrying in %.1f s", row.id, row.chat, exc,
+                            delay)
+                await asyncio.sleep(delay)
+                continue
+            except Exception as exc:
+                # A bug rather than the platform: do not retry forever.
+                unexpected += 1
+                log.exception("delivery %s to %s failed unexpectedly", row.id, row.chat)
+                if unexpected >= 5:
+                    await self._store.settle(row.id, status="failed", error=repr(exc))
+                    return
+                await asyncio.sleep(wait)
+                continue
+            await self._store.settle(row.id, status="sent")
+            return
+
+    async def _send(self, row: Delivery) -> None:
+        if row.kind in ("message", "notice"):
+            send = self.adapter.send if row.kind == "message" else self.adapter.notice
+            await send(row.chat, row.payload["text"])
+            return
+        approval = await self._director.storage.approvals.get(row.payload["approval_id"])
+        card = self._director.card_for(approval)
+        if row.kind == "card":
+            ref = await self.adapter.post_card(row.chat, card)
+            await self._director.attach_card(approval.id, self.adapter.name, ref)
+        else:
+            await self.adapter.update_card(row.chat, approval.card_refs.get(self.adapter.name),
+                                           card)
+
+    async def drain(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for every queued reply to go out, then stop the workers;
+        what is left stays queued for the next start. True if all went out."""
+        self._started = False
+        try:
+            await asyncio.wait_for(self._idle.wait(), seconds)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            for worker in list(self._workers.values()):
+                worker.cancel()
+            self._workers.clear()
+            self._queues.clear()
