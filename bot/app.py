@@ -206,8 +206,8 @@ class SoloApp:
                 ref = await adapter.post_card(reply.chat, reply.card)
                 await self.director.attach_card(reply.card.approval_id, adapter.name, ref)
             elif reply.kind == "card_update":
-                ref = reply.card_refs.get(adapter.name)
-                await adapter.update_card(reply.chat, ref, reply.card)
+                await adapter.update_cards(reply.chat, reply.card_refs.get(adapter.name, []),
+                                           reply.card)
             elif reply.kind == "notice":
                 await adapter.notice(reply.chat, reply.text)
             else:

@@ -126,8 +126,8 @@ class DeliveryQueue:
             ref = await self.adapter.post_card(row.chat, card)
             await self._director.attach_card(approval.id, self.adapter.name, ref)
         else:
-            await self.adapter.update_card(row.chat, approval.card_refs.get(self.adapter.name),
-                                           card)
+            await self.adapter.update_cards(row.chat, approval.card_refs.get(self.adapter.name, []),
+                                            card)
 
     async def drain(self, seconds: float) -> bool:
         """Wait up to ``seconds`` for every queued reply to go out, then stop the workers;

@@ -430,18 +430,31 @@ class Director:
             replies = notice("There is no card to answer; /approvals shows what is waiting.")
         elif approval is None:
             replies = notice(f"There is no approval {inbound.approval_id!r}.")
-        elif await self.storage.approvals.decide(approval.id, status=status, actor=inbound.actor):
-            await self.storage.audit.append(
-                actor=inbound.actor, channel=inbound.channel, plan_id=approval.plan_id,
-                decision=status, dedup_key=f"{approval.id}:decision",
-                detail={"approval_id": approval.id})
-            plans.append(approval.plan_id)
         else:
-            approval = await self.storage.approvals.get(approval.id)
-            replies = notice(self._stale_text(approval))
-            if approval.completed_at is None:
-                # Decided but not carried out (a crash in between): the old button finishes it.
+            unknown_copy = False
+            if (inbound.attachment or {}).get("kind") == "card":
+                # The pressed copy may be one we never learned the id of (a crash right after
+                # posting it): remember it so that the outcome is shown there too.
+                unknown_copy = await self.storage.approvals.attach_card(
+                    approval.id, inbound.channel, inbound.attachment["ref"])
+            if await self.storage.approvals.decide(approval.id, status=status,
+                                                   actor=inbound.actor):
+                await self.storage.audit.append(
+                    actor=inbound.actor, channel=inbound.channel, plan_id=approval.plan_id,
+                    decision=status, dedup_key=f"{approval.id}:decision",
+                    detail={"approval_id": approval.id})
                 plans.append(approval.plan_id)
+            else:
+                approval = await self.storage.approvals.get(approval.id)
+                replies = notice(self._stale_text(approval))
+                if approval.completed_at is None:
+                    # Decided but not carried out (a crash in between): the old button
+                    # finishes the job.
+                    plans.append(approval.plan_id)
+                elif unknown_copy:
+                    replies.append(Reply("card_update", approval.channel, approval.chat,
+                                         card=self.card_for(approval),
+                                         card_refs=approval.card_refs))
         await self.storage.inbox.accept(event_id=event_key, channel=inbound.channel)
         return list(dict.fromkeys(plans)), replies
 

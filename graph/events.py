@@ -82,4 +82,4 @@ class Reply:
     chat: str
     text: str = ""
     card: ApprovalCard | None = None
-    card_refs: dict[str, Any] = field(default_factory=dict)
+    card_refs: dict[str, list[Any]] = field(default_factory=dict)

@@ -186,12 +186,19 @@ class ApprovalStore(_Store):
                     .values(status="expired", decided_by="system:expiry", decided_at=now))
             return list(ids)
 
-    async def attach_card(self, approval_id: str, channel: str, ref: Any) -> None:
-        """Remember where a card for this approval was posted (to edit it after the decision)."""
+    async def attach_card(self, approval_id: str, channel: str, ref: Any) -> bool:
+        """Remember where a card for this approval was posted, to edit every copy after the
+        decision (``card_refs`` is ``{channel: [ref, ...]}``; a card may be posted again).
+        Returns True if ``ref`` was new."""
         async with self._session() as session, session.begin():
             row = await session.get(Approval, approval_id, with_for_update=True)
-            if row is not None:
-                row.card_refs = {**row.card_refs, channel: ref}
+            if row is None:
+                return False
+            refs = list(row.card_refs.get(channel, []))
+            if ref in refs:
+                return False
+            row.card_refs = {**row.card_refs, channel: [*refs, ref]}
+            return True
 
     async def complete(self, approval_id: str, *, receipt_id: str | None) -> None:
         """Mark the decided approval's plan step as finished."""

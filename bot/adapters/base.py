@@ -93,6 +93,11 @@ class ChatAdapter(ABC):
         """Show a decided card's outcome where it was posted (and remove its buttons); with no
         ``ref``, post the outcome as a new message."""
 
+    async def update_cards(self, chat: str, refs: list[Any], card: ApprovalCard) -> None:
+        """:meth:`update_card` on every posted copy (or once without a ref if none is known)."""
+        for ref in refs or [None]:
+            await self.update_card(chat, ref, card)
+
     async def notice(self, chat: str, text: str) -> None:
         """A short answer to a button press; ephemeral where the platform allows."""
         await self.send(chat, text)

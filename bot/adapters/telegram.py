@@ -210,8 +210,14 @@ class TelegramAdapter(ChatAdapter):
         if query is not None:
             verb, _, approval_id = (query.data or "").partition(":")
             chat = query.message.chat.id if query.message else query.from_user.id
+            # The pressed message is a card whose id we may never have learned (a crash right
+            # after posting it): carry it so that its outcome is shown there too.
+            pressed = ({"kind": "card", "ref": {"chat_id": chat,
+                                                "message_id": query.message.message_id}}
+                       if query.message else None)
             return Inbound(channel=self.name, chat=str(chat), actor=str(query.from_user.id),
-                           event_id=event_id, verb=verb or "unknown", approval_id=approval_id)
+                           event_id=event_id, verb=verb or "unknown", approval_id=approval_id,
+                           attachment=pressed)
         message = update.message
         if message is None or message.from_user is None:
             return None

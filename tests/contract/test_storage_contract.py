@@ -80,8 +80,10 @@ async def test_card_refs_accumulate_per_channel(storage: Storage) -> None:
     await storage.approvals.ensure(**_approval("c1"))
     await storage.approvals.attach_card("c1", "telegram", {"message_id": 5})
     await storage.approvals.attach_card("c1", "slack", "ts-1")
-    assert (await storage.approvals.get("c1")).card_refs == {"telegram": {"message_id": 5},
-                                                             "slack": "ts-1"}
+    await storage.approvals.attach_card("c1", "telegram", {"message_id": 9})
+    await storage.approvals.attach_card("c1", "telegram", {"message_id": 9})
+    assert (await storage.approvals.get("c1")).card_refs == {
+        "telegram": [{"message_id": 5}, {"message_id": 9}], "slack": ["ts-1"]}
 
 
 async def test_outbox_counts_attempts_and_keeps_the_first_receipt(storage: Storage) -> None:

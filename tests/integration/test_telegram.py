@@ -169,7 +169,7 @@ async def test_429_is_waited_out_then_delivered(bot: TelegramAdapter,
     telegram.message("/help")
     await telegram.wait_for(lambda: len(telegram.sent("sendMessage")) == 2)
     attempts = [c for c in telegram.calls if c.method == "sendMessage"]
-    assert [a.params["text"] for a in attempts][0] == attempts[1].params["text"]
+    assert attempts[0].params["text"] == attempts[1].params["text"]
     assert attempts[1].at - attempts[0].at >= 1.0
 
 

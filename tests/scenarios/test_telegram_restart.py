@@ -1,0 +1,83 @@
+"""SIGKILL the real ``solo serve`` (Telegram) while an approval is pending, restart it, press
+the ORIGINAL button: exactly one effective POST, and the original card shows the receipt."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.support.fake_telegram import FakeTelegramServer
+from tests.support.webhook_receiver import WebhookReceiver
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def start_serve(config: Path, log: Path) -> asyncio.subprocess.Process:
+    """Start ``solo serve`` with its stderr in ``log``; return once it says it is running."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOLO_")}
+    with log.open("ab") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "--config", str(config), "serve",
+            stderr=stderr, stdout=asyncio.subprocess.DEVNULL, env=env, cwd=ROOT)
+    for _ in range(300):
+        if log.read_text().count("solo serve: running") > log.read_text().count("SIGKILLED"):
+            return proc
+        if proc.returncode is not None:
+            break
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"solo serve did not start:\n{log.read_text()[-3000:]}")
+
+
+async def test_sigkill_with_a_pending_card_then_the_original_button_works(
+        tmp_path: Path, receiver: WebhookReceiver) -> None:
+    telegram = FakeTelegramServer()
+    await telegram.start()
+    config = tmp_path / "solo.toml"
+    config.write_text(f"""
+[storage]
+data_dir = "{tmp_path / 'data'}"
+[telegram]
+token = "{telegram.token}"
+base_url = "{telegram.base_url}"
+base_file_url = "{telegram.base_file_url}"
+operators = [111]
+poll_timeout_seconds = 1
+[connectors.webhooks.crm]
+url = "{receiver.url}"
+""")
+    log = tmp_path / "serve.log"
+    proc = await start_serve(config, log)
+    try:
+        telegram.message("/send crm paid in full")
+        (card,) = await telegram.wait_for(
+            lambda: [p for p in telegram.sent("sendMessage") if "reply_markup" in p])
+        approve = telegram.card_buttons(card)[0]
+        proc.send_signal(signal.SIGKILL)
+        assert await proc.wait() == -signal.SIGKILL
+        assert receiver.posts == []
+        with log.open("a") as handle:
+            handle.write("\nSIGKILLED\n")
+
+        proc = await start_serve(config, log)
+        telegram.press(approve, message_id=card["message_id"])
+        edit = await telegram.wait_for(lambda: telegram.sent("editMessageText",
+                                                             message_id=card["message_id"]))
+        assert "Approved by 111" in edit[0]["text"] and "receipt r" in edit[0]["text"]
+        assert receiver.deliveries_of("paid in full") == 1 and len(receiver.posts) == 1
+        # A card the crash re-sent (its delivery was not marked yet) is edited too.
+        copies = {p["message_id"] for p in telegram.sent("sendMessage") if "reply_markup" in p}
+        await telegram.wait_for(lambda: {e["message_id"] for e in telegram.sent(
+            "editMessageText")} == copies)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    except AssertionError:
+        print(log.read_text()[-4000:])
+        raise
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await telegram.stop()
