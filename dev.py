@@ -67,7 +67,7 @@ def main() -> int:
         code = 0
         for script in sorted((ROOT / "bench").glob("*.py")):
             if script.name != "__init__.py":
-                code = run(str(PYTHON), str(script), *extra) or code
+                code = run(str(PYTHON), "-m", f"bench.{script.stem}", *extra) or code
         return code
     sys.exit(f"unknown command {what!r}: use run, test or bench")
 

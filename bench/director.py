@@ -11,7 +11,7 @@ effect itself and identical everywhere):
   postgres    the full path on PostgreSQL (when SOLO_TEST_POSTGRES_URL is set)
 
 Prints p50/p99 per message, the ratio to bare, and the added cost per layer.
-Usage: python bench/director.py [--messages N]
+Usage (from the repository root): python -m bench.director [--messages N]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from graph.director import Director, DirectorDeps, build_graph
 from graph.events import Inbound
 from graph.policy import Policy
 from graph.understanding import CommandUnderstander
-from memory.db import create_engine, migrate
+from memory.db import open_database
 from memory.stores import Storage
 
 
@@ -42,9 +42,9 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 async def storage_at(url: str, **kwargs) -> Storage:
-    engine = create_engine(url, **kwargs)
-    await migrate(engine)
-    return Storage(engine)
+    db = open_database(url, **kwargs)
+    await db.migrate()
+    return Storage(db)
 
 
 def deps_for(storage: Storage, vault: Path) -> DirectorDeps:

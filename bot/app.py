@@ -27,7 +27,7 @@ from graph.director import Director, DirectorDeps
 from graph.events import Inbound, Reply
 from graph.policy import Policy
 from graph.understanding import CommandUnderstander
-from memory.db import create_engine, libpq_url, migrate
+from memory.db import libpq_url, open_database
 from memory.stores import Storage
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,10 @@ class SoloApp:
         stack = AsyncExitStack()
         try:
             state_url, checkpoint_at = database_urls(settings)
-            engine = create_engine(state_url)
-            stack.push_async_callback(engine.dispose)
-            await migrate(engine)
-            storage = Storage(engine)
+            db = open_database(state_url)
+            stack.push_async_callback(db.aclose)
+            await db.migrate()
+            storage = Storage(db)
             if state_url.startswith("postgres"):
                 checkpointer = await stack.enter_async_context(postgres_checkpointer(checkpoint_at))
             else:
@@ -126,6 +126,7 @@ class SoloApp:
         if adapter.durable_delivery:
             self._queues[adapter.name] = DeliveryQueue(adapter=adapter, storage=self.storage,
                                                        director=self.director)
+            self.director.durable_channels.add(adapter.name)
         if start:
             await self._start(adapter)
 

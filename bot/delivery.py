@@ -54,19 +54,21 @@ class DeliveryQueue:
             self._schedule(row.chat, row.id)
 
     async def put(self, reply: Reply) -> None:
-        """Queue ``reply`` durably and schedule it."""
-        if reply.kind in ("card", "card_update"):
-            payload = {"approval_id": reply.card.approval_id}
-        else:
-            payload = {"text": reply.text}
-        delivery_id = await self._store.add(channel=self.adapter.name, chat=reply.chat,
-                                            kind=reply.kind, payload=payload)
+        """Queue ``reply`` durably (unless the director already did) and schedule it."""
+        delivery_id = reply.delivery_id
+        if delivery_id is None:
+            delivery_id = await self._store.add(channel=self.adapter.name, chat=reply.chat,
+                                                kind=reply.kind,
+                                                payload=reply.delivery_payload())
         if self._started:  # before start, start() picks it up from the table
             self._schedule(reply.chat, delivery_id)
 
     def _schedule(self, chat: str, delivery_id: int) -> None:
         self._idle.clear()
-        self._queues.setdefault(chat, deque()).append(delivery_id)
+        queue = self._queues.setdefault(chat, deque())
+        if delivery_id in queue:
+            return
+        queue.append(delivery_id)
         worker = self._workers.get(chat)
         if worker is None or worker.done():
             self._workers[chat] = asyncio.create_task(self._work(chat))

@@ -18,7 +18,7 @@ import base64
 import hashlib
 import logging
 import weakref
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, TypedDict
 from zoneinfo import ZoneInfo
@@ -380,6 +380,10 @@ class Director:
         # Serialises work on one plan inside this process (a double tap racing a reconcile);
         # a lock lives as long as someone holds or waits on it.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Plans accepted by this process and not yet run: their state is known to be empty.
+        self._fresh: dict[str, Inbound] = {}
+        self.durable_channels: set[str] = set()
+        """Channels whose replies are queued in the ``deliveries`` table (set by the app)."""
 
     async def handle(self, inbound: Inbound) -> list[Reply]:
         """Start the plan for a new message; a re-delivered event returns no replies."""
@@ -397,6 +401,7 @@ class Director:
         if not accepted:
             log.info("duplicate event %s:%s dropped", inbound.channel, inbound.event_id)
             return None
+        self._fresh[plan_id] = inbound
         return plan_id
 
     async def decide(self, inbound: Inbound) -> list[Reply]:
@@ -476,32 +481,47 @@ class Director:
             return await self._continue(plan_id)
 
     async def _continue(self, plan_id: str) -> list[Reply]:
-        plan = await self.storage.plans.get(plan_id)
-        if plan is None or plan.status == "done":
-            return []
-        inbound = Inbound.from_dict(plan.inbound)
         config = {"configurable": {"thread_id": plan_id}}
-        snapshot = await self.graph.aget_state(config)
-        if not snapshot.values:
-            payload: Any = {"plan_id": plan_id, "inbound": plan.inbound}
-        elif snapshot.interrupts:
-            approval = await self.storage.approvals.get(snapshot.values["approval_id"])
-            if approval.status == "pending":
-                return []
-            payload = Command(resume=approval.status)
-        elif snapshot.next:
-            payload = None
+        inbound = self._fresh.pop(plan_id, None)
+        if inbound is not None:  # just accepted: no checkpoint to look at yet
+            payload: Any = {"plan_id": plan_id, "inbound": inbound.to_dict()}
         else:
-            await self.storage.plans.set_status(plan_id, "done")
-            return []
+            plan = await self.storage.plans.get(plan_id)
+            if plan is None or plan.status == "done":
+                return []
+            inbound = Inbound.from_dict(plan.inbound)
+            snapshot = await self.graph.aget_state(config)
+            if not snapshot.values:
+                payload = {"plan_id": plan_id, "inbound": plan.inbound}
+            elif snapshot.interrupts:
+                approval = await self.storage.approvals.get(snapshot.values["approval_id"])
+                if approval.status == "pending":
+                    return []
+                payload = Command(resume=approval.status)
+            elif snapshot.next:
+                payload = None
+            else:
+                await self.storage.plans.finish(plan_id, status="done", deliveries=[])
+                return []
         result = await self.graph.ainvoke(payload, config, context=self.deps, durability="exit")
         if result.get("__interrupt__"):
-            await self.storage.plans.set_status(plan_id, "waiting")
             approval = await self.storage.approvals.get(result["approval_id"])
-            return [Reply("card", inbound.channel, inbound.chat, card=self.card_for(approval),
-                          card_refs=approval.card_refs)]
-        await self.storage.plans.set_status(plan_id, "done")
-        return [await self._reply(inbound, item) for item in result.get("replies", [])]
+            replies = [Reply("card", inbound.channel, inbound.chat, card=self.card_for(approval),
+                             card_refs=approval.card_refs)]
+            return await self._finish(plan_id, "waiting", replies)
+        replies = [await self._reply(inbound, item) for item in result.get("replies", [])]
+        return await self._finish(plan_id, "done", replies)
+
+    async def _finish(self, plan_id: str, status: str, replies: list[Reply]) -> list[Reply]:
+        """Set the plan's status and queue its replies for durable channels in one transaction,
+        so a crash can neither lose the replies of a finished plan nor finish it twice."""
+        durable = [r for r in replies if r.channel in self.durable_channels]
+        ids = await self.storage.plans.finish(plan_id, status=status, deliveries=[
+            {"channel": r.channel, "chat": r.chat, "kind": r.kind,
+             "payload": r.delivery_payload()} for r in durable])
+        queued = dict(zip(map(id, durable), ids, strict=True))
+        return [replace(r, delivery_id=queued[id(r)]) if id(r) in queued else r
+                for r in replies]
 
     async def _reply(self, inbound: Inbound, item: dict[str, Any]) -> Reply:
         if item["kind"] == "message":

@@ -83,3 +83,12 @@ class Reply:
     text: str = ""
     card: ApprovalCard | None = None
     card_refs: dict[str, list[Any]] = field(default_factory=dict)
+    delivery_id: int | None = None
+    """Set when the reply is already queued in the ``deliveries`` table."""
+
+    def delivery_payload(self) -> dict[str, Any]:
+        """What the delivery queue stores: the text, or the approval id of a card (rendered
+        when sent, so that it shows the approval's state at that moment)."""
+        if self.kind in ("card", "card_update"):
+            return {"approval_id": self.card.approval_id}
+        return {"text": self.text}

@@ -1,63 +1,40 @@
-"""Engine set-up for SQLite (default) and PostgreSQL, and schema migration."""
+"""Databases: SQLite (default) and PostgreSQL behind one way of running a unit of work.
+
+A store method is one synchronous function over a SQLAlchemy ``Connection`` run as one
+transaction by :meth:`Database.run`:
+
+- SQLite runs it on one dedicated thread with the stdlib driver: one thread hop per
+  transaction. (Through aiosqlite every statement is a hop of its own; a four-statement
+  transaction cost about 2.5 ms instead of 0.6 ms here.) SQLite takes one writer at a time
+  anyway, so one thread and one connection lose nothing, and nothing ever waits on SQLite's
+  busy handler, which sleeps in steps of up to 100 ms.
+- PostgreSQL runs it through psycopg's async driver (``AsyncConnection.run_sync``), so many
+  transactions proceed at once.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import sqlalchemy
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 _ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
-
-
-def sqlalchemy_url(url: str) -> str:
-    """The async SQLAlchemy URL for ``url`` (``sqlite:///x`` or ``postgresql://...``)."""
-    parsed = make_url(url)
-    if parsed.drivername in ("sqlite", "sqlite+aiosqlite"):
-        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
-    if parsed.drivername.startswith(("postgresql", "postgres")):
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}; "
-                     "use sqlite:///PATH or postgresql://...")
+T = TypeVar("T")
 
 
 def libpq_url(url: str) -> str:
     """The plain ``postgresql://`` form of a PostgreSQL URL, for psycopg and LangGraph's saver."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for ``url``.
-
-    SQLite gets WAL, ``synchronous=FULL`` (its rows guard side effects, so a committed outbox row
-    must survive power loss), a busy timeout, and ``BEGIN IMMEDIATE`` so that two writers queue
-    on the lock instead of failing with a deadlock on upgrade.
-    """
-    engine = create_async_engine(sqlalchemy_url(url), **kwargs)
-    if engine.dialect.name == "sqlite":
-        database = make_url(sqlalchemy_url(url)).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA busy_timeout=10000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
 
 
 def _upgrade(connection: Connection) -> None:
@@ -66,7 +43,102 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+class Database(ABC):
+    """An engine and how its units of work run. Open with :func:`open_database`."""
+
+    dialect: str
+    """``"sqlite"`` or ``"postgresql"``."""
+
+    @abstractmethod
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work(connection)`` in one transaction; commit if it returns, roll back if it
+        raises."""
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent)."""
+        await self.run(_upgrade)
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close every connection."""
+
+
+class SqliteDatabase(Database):
+    """SQLite on a dedicated thread: WAL, ``synchronous=FULL`` (its rows guard side effects, so
+    a committed outbox row must survive power loss), ``BEGIN IMMEDIATE`` transactions."""
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs.setdefault("pool_size", 1)
+        engine_kwargs.setdefault("max_overflow", 0)
+        if "poolclass" in engine_kwargs:
+            engine_kwargs.pop("pool_size")
+            engine_kwargs.pop("max_overflow")
+        self.engine: Engine = sqlalchemy.create_engine(
+            make_url(url).set(drivername="sqlite+pysqlite"),
+            connect_args={"check_same_thread": False, "timeout": 30}, **engine_kwargs)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+
+        @event.listens_for(self.engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(self.engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # Take the write lock up front: a deferred transaction that upgrades to a writer
+            # fails at once with SQLITE_BUSY when another process holds the lock.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def _transaction(self, work: Callable[[Connection], T]) -> T:
+        with self.engine.begin() as conn:
+            return work(conn)
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """See :meth:`Database.run`."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._transaction, work)
+
+    async def aclose(self) -> None:
+        """See :meth:`Database.aclose`."""
+        await asyncio.get_running_loop().run_in_executor(self._thread, self.engine.dispose)
+        self._thread.shutdown(wait=True)
+
+
+class PostgresDatabase(Database):
+    """PostgreSQL through psycopg's async driver."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.engine: AsyncEngine = create_async_engine(
+            make_url(url).set(drivername="postgresql+psycopg"), **engine_kwargs)
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """See :meth:`Database.run`."""
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(work)
+
+    async def aclose(self) -> None:
+        """See :meth:`Database.aclose`."""
+        await self.engine.dispose()
+
+
+def open_database(url: str, **engine_kwargs: Any) -> Database:
+    """The database at ``url``: ``sqlite:///PATH`` or ``postgresql://...``."""
+    driver = make_url(url).drivername
+    if driver.startswith("sqlite"):
+        return SqliteDatabase(url, **engine_kwargs)
+    if driver.startswith(("postgresql", "postgres")):
+        return PostgresDatabase(url, **engine_kwargs)
+    raise ValueError(f"unsupported database URL scheme {driver!r}; "
+                     "use sqlite:///PATH or postgresql://...")

@@ -1,4 +1,4 @@
-"""Stores over the durable tables. All methods are async and commit before they return.
+"""Stores over the durable tables. Every method is one transaction, committed before it returns.
 
 Decisions that must happen once (an approval's verdict, a job's lease) are single conditional
 UPDATEs, so two processes or two taps racing on the same row cannot both win.
@@ -6,14 +6,16 @@ UPDATEs, so two processes or two taps racing on the same row cannot both win.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.orm import Session
 
+from memory.db import Database
 from memory.models import (
     Approval,
     AuditEvent,
@@ -22,57 +24,81 @@ from memory.models import (
     Job,
     OutboxEntry,
     Plan,
+    UTCDateTime,
     utcnow,
 )
 
-TERMINAL_APPROVAL = ("approved", "rejected", "expired", "superseded")
+T = TypeVar("T")
 
 
-def _insert_ignore(session: AsyncSession, model: type, values: dict[str, Any]) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING RETURNING <primary key>`` in the session's dialect.
+def _dialect_insert(conn: Connection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def _insert_ignore(conn: Connection, model: type, values: dict[str, Any]) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING <primary key>``.
 
     The result has a row only when the insert happened (rowcount is not reliable across drivers).
     """
-    dialect = session.bind.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     key = model.__mapper__.primary_key[0]
-    return insert(model).values(**values).on_conflict_do_nothing().returning(key)
+    return _dialect_insert(conn)(model).values(**values).on_conflict_do_nothing().returning(key)
+
+
+def _audit_insert(conn: Connection, values: dict[str, Any]) -> Any:
+    values = {"at": utcnow(), **values}
+    if values.get("dedup_key"):
+        return _insert_ignore(conn, AuditEvent, values)
+    return insert(AuditEvent).values(**values)
+
+
+def _write(conn: Connection, statement: Any) -> None:
+    """Execute ``statement`` and discard its result (SQLite refuses to commit while a RETURNING
+    result is still open)."""
+    conn.execute(statement).close()
+
+
+def _read(conn: Connection, query: Callable[[Session], T]) -> T:
+    """Run an ORM query on ``conn``; the objects stay usable after the transaction."""
+    with Session(bind=conn, expire_on_commit=False) as session:
+        return query(session)
 
 
 class Storage:
-    """All stores over one engine.
+    """All stores over one database.
 
     Args:
-        engine: an engine from :func:`memory.db.create_engine`, already migrated.
+        db: from :func:`memory.db.open_database`, already migrated.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.session = async_sessionmaker(engine, expire_on_commit=False)
-        self.inbox = InboxStore(self)
-        self.plans = PlanStore(self)
-        self.approvals = ApprovalStore(self)
-        self.outbox = OutboxStore(self)
-        self.audit = AuditLog(self)
-        self.jobs = JobStore(self)
-        self.deliveries = DeliveryStore(self)
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.inbox = InboxStore(db)
+        self.plans = PlanStore(db)
+        self.approvals = ApprovalStore(db)
+        self.outbox = OutboxStore(db)
+        self.audit = AuditLog(db)
+        self.jobs = JobStore(db)
+        self.deliveries = DeliveryStore(db)
 
     @property
     def backend(self) -> str:
         """``"sqlite"`` or ``"postgresql"``."""
-        return self.engine.dialect.name
+        return self.db.dialect
 
     async def aclose(self) -> None:
-        """Dispose of the engine's connections."""
-        await self.engine.dispose()
+        """Close the database."""
+        await self.db.aclose()
 
 
 class _Store:
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
-    def _session(self) -> AsyncSession:
-        return self._storage.session()
+    async def _get(self, model: type[T], key: Any) -> T | None:
+        return await self._db.run(lambda conn: _read(conn, lambda s: s.get(model, key)))
+
+    async def _all(self, query: Any) -> Sequence[Any]:
+        return await self._db.run(lambda conn: _read(conn, lambda s: s.scalars(query).all()))
 
 
 class InboxStore(_Store):
@@ -86,58 +112,55 @@ class InboxStore(_Store):
         never recorded without the work it started (and vice versa).
         """
         now = utcnow()
-        async with self._session() as session, session.begin():
-            result = await session.execute(
-                _insert_ignore(session, InboxEvent, {"id": event_id, "channel": channel,
-                                                     "received_at": now})
-            )
+
+        def work(conn: Connection) -> bool:
+            result = conn.execute(_insert_ignore(conn, InboxEvent, {
+                "id": event_id, "channel": channel, "received_at": now}))
             if result.first() is None:
                 return False
             if plan is not None:
-                session.add(Plan(inbox_id=event_id, status="running", created_at=now,
-                                 updated_at=now, **plan))
+                conn.execute(insert(Plan).values(inbox_id=event_id, status="running",
+                                                 created_at=now, updated_at=now, **plan))
             return True
+
+        return await self._db.run(work)
 
     async def seen(self, event_id: str) -> bool:
         """Whether ``event_id`` was recorded."""
-        async with self._session() as session:
-            return await session.get(InboxEvent, event_id) is not None
+        return await self._get(InboxEvent, event_id) is not None
 
 
 class PlanStore(_Store):
     """Director threads and their state (running, waiting, done)."""
 
-    async def create(self, *, id: str, channel: str, actor: str, inbound: dict[str, Any]) -> None:
-        """Create a plan not tied to an inbox event (e.g. started by the scheduler). Idempotent."""
-        now = utcnow()
-        async with self._session() as session, session.begin():
-            await session.execute(_insert_ignore(session, Plan, {
-                "id": id, "inbox_id": None, "channel": channel, "actor": actor,
-                "inbound": inbound, "status": "running", "created_at": now, "updated_at": now}))
-
     async def get(self, plan_id: str) -> Plan | None:
         """The plan, or None."""
-        async with self._session() as session:
-            return await session.get(Plan, plan_id)
+        return await self._get(Plan, plan_id)
 
-    async def set_status(self, plan_id: str, status: str) -> None:
-        """Move a plan to ``status``."""
-        async with self._session() as session, session.begin():
-            await session.execute(update(Plan).where(Plan.id == plan_id)
-                                  .values(status=status, updated_at=utcnow()))
+    async def finish(self, plan_id: str, *, status: str,
+                     deliveries: list[dict[str, Any]]) -> list[int]:
+        """Move a plan to ``status`` (``waiting`` or ``done``) and queue its replies, in one
+        transaction; return the delivery ids in order."""
+        now = utcnow()
+
+        def work(conn: Connection) -> list[int]:
+            conn.execute(update(Plan).where(Plan.id == plan_id)
+                         .values(status=status, updated_at=now))
+            return [conn.execute(insert(Delivery).values(
+                status="pending", attempts=0, created_at=now, **values
+            ).returning(Delivery.id)).scalar_one() for values in deliveries]
+
+        return await self._db.run(work)
 
     async def unfinished(self) -> Sequence[Plan]:
         """Plans not done, oldest first (the reconciler continues them)."""
-        async with self._session() as session:
-            rows = await session.scalars(select(Plan).where(Plan.status != "done")
-                                         .order_by(Plan.created_at))
-            return rows.all()
+        return await self._all(select(Plan).where(Plan.status != "done")
+                               .order_by(Plan.created_at))
 
     async def count_by_status(self) -> dict[str, int]:
         """Number of plans per status."""
-        async with self._session() as session:
-            rows = await session.execute(select(Plan.status, func.count()).group_by(Plan.status))
-            return {status: n for status, n in rows.all()}
+        return await self._db.run(lambda conn: dict(conn.execute(
+            select(Plan.status, func.count()).group_by(Plan.status)).all()))
 
 
 class ApprovalStore(_Store):
@@ -151,128 +174,125 @@ class ApprovalStore(_Store):
         values.setdefault("status", "pending")
         values.setdefault("created_at", utcnow())
         values.setdefault("card_refs", {})
-        async with self._session() as session, session.begin():
-            await session.execute(_insert_ignore(session, Approval, values))
-            return await session.get(Approval, values["id"])
+
+        def work(conn: Connection) -> Approval:
+            _write(conn, _insert_ignore(conn, Approval, values))
+            return _read(conn, lambda s: s.get(Approval, values["id"]))
+
+        return await self._db.run(work)
 
     async def get(self, approval_id: str) -> Approval | None:
         """The approval, or None."""
-        async with self._session() as session:
-            return await session.get(Approval, approval_id)
+        return await self._get(Approval, approval_id)
 
     async def decide(self, approval_id: str, *, status: str, actor: str,
                      now: datetime | None = None) -> bool:
         """Set a pending, unexpired approval to ``status``; True only for the one caller that
         won."""
         now = now or utcnow()
-        async with self._session() as session, session.begin():
-            result = await session.execute(
-                update(Approval)
-                .where(Approval.id == approval_id, Approval.status == "pending",
-                       Approval.expires_at > now)
-                .values(status=status, decided_by=actor, decided_at=now)
-            )
-            return result.rowcount == 1
+        statement = (update(Approval)
+                     .where(Approval.id == approval_id, Approval.status == "pending",
+                            Approval.expires_at > now)
+                     .values(status=status, decided_by=actor, decided_at=now)
+                     .returning(Approval.id))
+        return await self._db.run(lambda conn: conn.execute(statement).first() is not None)
 
     async def expire_due(self, now: datetime | None = None) -> list[str]:
         """Mark pending approvals past their expiry as expired; return their ids."""
         now = now or utcnow()
-        async with self._session() as session, session.begin():
-            ids = (await session.scalars(select(Approval.id).where(
-                Approval.status == "pending", Approval.expires_at <= now))).all()
-            if ids:
-                await session.execute(
-                    update(Approval).where(Approval.id.in_(ids), Approval.status == "pending")
-                    .values(status="expired", decided_by="system:expiry", decided_at=now))
-            return list(ids)
+        statement = (update(Approval)
+                     .where(Approval.status == "pending", Approval.expires_at <= now)
+                     .values(status="expired", decided_by="system:expiry", decided_at=now)
+                     .returning(Approval.id))
+        return await self._db.run(lambda conn: list(conn.execute(statement).scalars()))
 
     async def attach_card(self, approval_id: str, channel: str, ref: Any) -> bool:
         """Remember where a card for this approval was posted, to edit every copy after the
         decision (``card_refs`` is ``{channel: [ref, ...]}``; a card may be posted again).
         Returns True if ``ref`` was new."""
-        async with self._session() as session, session.begin():
-            row = await session.get(Approval, approval_id, with_for_update=True)
-            if row is None:
+        def work(conn: Connection) -> bool:
+            refs = conn.execute(select(Approval.card_refs).where(Approval.id == approval_id)
+                                .with_for_update()).scalar()
+            if refs is None or ref in refs.get(channel, []):
                 return False
-            refs = list(row.card_refs.get(channel, []))
-            if ref in refs:
-                return False
-            row.card_refs = {**row.card_refs, channel: [*refs, ref]}
+            conn.execute(update(Approval).where(Approval.id == approval_id).values(
+                card_refs={**refs, channel: [*refs.get(channel, []), ref]}))
             return True
+
+        return await self._db.run(work)
 
     async def complete(self, approval_id: str, *, receipt_id: str | None) -> None:
         """Mark the decided approval's plan step as finished."""
-        async with self._session() as session, session.begin():
-            await session.execute(update(Approval).where(Approval.id == approval_id)
-                                  .values(completed_at=utcnow(), receipt_id=receipt_id))
+        statement = (update(Approval).where(Approval.id == approval_id)
+                     .values(completed_at=utcnow(), receipt_id=receipt_id))
+        await self._db.run(lambda conn: _write(conn, statement))
 
     async def pending(self) -> Sequence[Approval]:
         """Approvals waiting for a decision, oldest first."""
-        async with self._session() as session:
-            rows = await session.scalars(select(Approval).where(Approval.status == "pending")
-                                         .order_by(Approval.created_at))
-            return rows.all()
+        return await self._all(select(Approval).where(Approval.status == "pending")
+                               .order_by(Approval.created_at))
 
 
 class OutboxStore(_Store):
     """External effects, each keyed by its idempotency key."""
 
     async def begin(self, *, key: str, plan_id: str, connector: str,
-                    action: dict[str, Any]) -> tuple[OutboxEntry, int]:
+                    action: dict[str, Any]) -> tuple[Row, int]:
         """Write (or find) the row for ``key`` and count one more attempt, before the call.
+
+        One upsert: a new key is inserted in flight; an unfinished one counts one more attempt;
+        a finished one (done, failed) is returned unchanged.
 
         Returns:
             The row, and how many attempts were recorded before this one (0 on first try;
             more means an earlier attempt may have reached the target).
         """
         now = utcnow()
-        async with self._session() as session, session.begin():
-            await session.execute(_insert_ignore(session, OutboxEntry, {
-                "key": key, "plan_id": plan_id, "connector": connector, "action": action,
-                "status": "pending", "attempts": 0, "created_at": now, "updated_at": now}))
-            row = await session.get(OutboxEntry, key, with_for_update=True)
-            previous = row.attempts
-            if row.status in ("pending", "in_flight"):
-                row.status = "in_flight"
-                row.attempts = previous + 1
-                row.updated_at = now
-            return row, previous
+        unfinished = OutboxEntry.status == "in_flight"
+
+        def work(conn: Connection) -> tuple[Row, int]:
+            statement = _dialect_insert(conn)(OutboxEntry).values(
+                key=key, plan_id=plan_id, connector=connector, action=action,
+                status="in_flight", attempts=1, created_at=now, updated_at=now,
+            ).on_conflict_do_update(
+                index_elements=[OutboxEntry.key],
+                set_={"attempts": case((unfinished, OutboxEntry.attempts + 1),
+                                       else_=OutboxEntry.attempts),
+                      "updated_at": case((unfinished, literal(now, UTCDateTime())),
+                                         else_=OutboxEntry.updated_at)},
+            ).returning(*OutboxEntry.__table__.c)
+            row = conn.execute(statement).one()
+            return row, row.attempts - 1 if row.status == "in_flight" else row.attempts
+
+        return await self._db.run(work)
 
     async def finish(self, key: str, *, receipt: dict[str, Any],
                      audit: dict[str, Any] | None = None) -> None:
         """Mark ``key`` done with its receipt (and append ``audit`` in the same transaction)."""
-        async with self._session() as session, session.begin():
-            await session.execute(update(OutboxEntry).where(OutboxEntry.key == key)
-                                  .values(status="done", receipt=receipt, updated_at=utcnow()))
-            if audit is not None:
-                await session.execute(_audit_insert(session, audit))
+        await self._settle(key, {"status": "done", "receipt": receipt}, audit)
 
     async def fail(self, key: str, *, error: str, audit: dict[str, Any] | None = None) -> None:
         """Mark ``key`` failed for good (and append ``audit`` in the same transaction)."""
-        async with self._session() as session, session.begin():
-            await session.execute(update(OutboxEntry).where(OutboxEntry.key == key)
-                                  .values(status="failed", last_error=error, updated_at=utcnow()))
+        await self._settle(key, {"status": "failed", "last_error": error}, audit)
+
+    async def _settle(self, key: str, values: dict[str, Any],
+                      audit: dict[str, Any] | None) -> None:
+        def work(conn: Connection) -> None:
+            conn.execute(update(OutboxEntry).where(OutboxEntry.key == key)
+                         .values(updated_at=utcnow(), **values))
             if audit is not None:
-                await session.execute(_audit_insert(session, audit))
+                _write(conn, _audit_insert(conn, audit))
+
+        await self._db.run(work)
 
     async def get(self, key: str) -> OutboxEntry | None:
         """The row for ``key``, or None."""
-        async with self._session() as session:
-            return await session.get(OutboxEntry, key)
+        return await self._get(OutboxEntry, key)
 
     async def count_by_status(self) -> dict[str, int]:
         """Number of rows per status."""
-        async with self._session() as session:
-            rows = await session.execute(select(OutboxEntry.status, func.count())
-                                         .group_by(OutboxEntry.status))
-            return {status: n for status, n in rows.all()}
-
-
-def _audit_insert(session: AsyncSession, values: dict[str, Any]) -> Any:
-    values = {"at": utcnow(), **values}
-    if values.get("dedup_key"):
-        return _insert_ignore(session, AuditEvent, values)
-    return insert(AuditEvent).values(**values)
+        return await self._db.run(lambda conn: dict(conn.execute(
+            select(OutboxEntry.status, func.count()).group_by(OutboxEntry.status)).all()))
 
 
 class AuditLog(_Store):
@@ -280,20 +300,16 @@ class AuditLog(_Store):
 
     async def append(self, **values: Any) -> None:
         """Append one event. With ``dedup_key``, appending the same event twice writes it once."""
-        async with self._session() as session, session.begin():
-            await session.execute(_audit_insert(session, values))
+        await self._db.run(lambda conn: _write(conn, _audit_insert(conn, values)))
 
     async def recent(self, limit: int = 20) -> Sequence[AuditEvent]:
         """The newest events, newest first."""
-        async with self._session() as session:
-            rows = await session.scalars(select(AuditEvent)
-                                         .order_by(AuditEvent.id.desc()).limit(limit))
-            return rows.all()
+        return await self._all(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit))
 
     async def count(self) -> int:
         """Number of events."""
-        async with self._session() as session:
-            return (await session.scalar(select(func.count()).select_from(AuditEvent))) or 0
+        return await self._db.run(lambda conn: conn.execute(
+            select(func.count()).select_from(AuditEvent)).scalar_one())
 
 
 class JobStore(_Store):
@@ -302,29 +318,26 @@ class JobStore(_Store):
     async def put(self, *, id: str, kind: str, payload: dict[str, Any], due_at: datetime,
                   missed_policy: str = "catch_up_within:3600") -> None:
         """Schedule a job (idempotent by ``id``)."""
-        async with self._session() as session, session.begin():
-            await session.execute(_insert_ignore(session, Job, {
-                "id": id, "kind": kind, "payload": payload, "due_at": due_at,
-                "missed_policy": missed_policy, "status": "scheduled", "created_at": utcnow()}))
+        values = {"id": id, "kind": kind, "payload": payload, "due_at": due_at,
+                  "missed_policy": missed_policy, "status": "scheduled", "created_at": utcnow()}
+        await self._db.run(lambda conn: _write(conn, _insert_ignore(conn, Job, values)))
 
     async def claim_due(self, *, owner: str, now: datetime, lease: timedelta,
                         limit: int = 10) -> list[Job]:
         """Lease up to ``limit`` due jobs to ``owner``; a job is leased to one owner at a time."""
-        claimed: list[Job] = []
-        async with self._session() as session:
-            candidates = (await session.scalars(
-                select(Job.id).where(Job.status == "scheduled", Job.due_at <= now)
-                .order_by(Job.due_at).limit(limit))).all()
-        for job_id in candidates:
-            async with self._session() as session, session.begin():
-                result = await session.execute(
-                    update(Job).where(
-                        Job.id == job_id, Job.status == "scheduled",
-                        (Job.lease_until.is_(None)) | (Job.lease_until < now))
-                    .values(lease_owner=owner, lease_until=now + lease))
-                if result.rowcount == 1:
-                    claimed.append(await session.get(Job, job_id))
-        return claimed
+        free = (Job.lease_until.is_(None)) | (Job.lease_until < now)
+        candidates = (select(Job.id).where(Job.status == "scheduled", Job.due_at <= now, free)
+                      .order_by(Job.due_at).limit(limit))
+
+        def work(conn: Connection) -> list[Job]:
+            ids = conn.execute(update(Job).where(
+                Job.id.in_(candidates.scalar_subquery()), Job.status == "scheduled", free)
+                .values(lease_owner=owner, lease_until=now + lease)
+                .returning(Job.id)).scalars().all()
+            return _read(conn, lambda s: list(s.scalars(
+                select(Job).where(Job.id.in_(ids)).order_by(Job.due_at))))
+
+        return await self._db.run(work)
 
     async def finish(self, job_id: str, *, owner: str, next_due: datetime | None = None,
                      error: str | None = None) -> bool:
@@ -336,16 +349,13 @@ class JobStore(_Store):
             values["status"] = "done"
         else:
             values["due_at"] = next_due
-        async with self._session() as session, session.begin():
-            result = await session.execute(update(Job).where(Job.id == job_id,
-                                                             Job.lease_owner == owner)
-                                           .values(**values))
-            return result.rowcount == 1
+        statement = (update(Job).where(Job.id == job_id, Job.lease_owner == owner)
+                     .values(**values).returning(Job.id))
+        return await self._db.run(lambda conn: conn.execute(statement).first() is not None)
 
     async def get(self, job_id: str) -> Job | None:
         """The job, or None."""
-        async with self._session() as session:
-            return await session.get(Job, job_id)
+        return await self._get(Job, job_id)
 
 
 class DeliveryStore(_Store):
@@ -353,33 +363,28 @@ class DeliveryStore(_Store):
 
     async def add(self, *, channel: str, chat: str, kind: str, payload: dict[str, Any]) -> int:
         """Queue one reply; return its id."""
-        async with self._session() as session, session.begin():
-            row = Delivery(channel=channel, chat=chat, kind=kind, payload=payload,
-                           status="pending", attempts=0, created_at=utcnow())
-            session.add(row)
-            await session.flush()
-            return row.id
+        statement = insert(Delivery).values(
+            channel=channel, chat=chat, kind=kind, payload=payload, status="pending",
+            attempts=0, created_at=utcnow()).returning(Delivery.id)
+        return await self._db.run(lambda conn: conn.execute(statement).scalar_one())
 
     async def pending(self, channel: str) -> Sequence[Delivery]:
         """Pending replies of ``channel`` in the order they were queued."""
-        async with self._session() as session:
-            rows = await session.scalars(select(Delivery).where(
-                Delivery.channel == channel, Delivery.status == "pending").order_by(Delivery.id))
-            return rows.all()
+        return await self._all(select(Delivery).where(
+            Delivery.channel == channel, Delivery.status == "pending").order_by(Delivery.id))
 
     async def get(self, delivery_id: int) -> Delivery | None:
         """One queued reply."""
-        async with self._session() as session:
-            return await session.get(Delivery, delivery_id)
+        return await self._get(Delivery, delivery_id)
 
     async def settle(self, delivery_id: int, *, status: str, error: str | None = None) -> None:
         """Mark a reply ``sent`` or ``failed``."""
-        async with self._session() as session, session.begin():
-            await session.execute(update(Delivery).where(Delivery.id == delivery_id).values(
-                status=status, last_error=error, attempts=Delivery.attempts + 1))
+        statement = (update(Delivery).where(Delivery.id == delivery_id)
+                     .values(status=status, last_error=error, attempts=Delivery.attempts + 1))
+        await self._db.run(lambda conn: _write(conn, statement))
 
     async def count_pending(self) -> int:
         """Replies not yet accepted, all channels."""
-        async with self._session() as session:
-            return (await session.scalar(select(func.count()).select_from(Delivery)
-                                         .where(Delivery.status == "pending"))) or 0
+        return await self._db.run(lambda conn: conn.execute(
+            select(func.count()).select_from(Delivery)
+            .where(Delivery.status == "pending")).scalar_one())

@@ -9,16 +9,16 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from memory.db import create_engine, migrate
+from memory.db import open_database
 from memory.models import utcnow
 from memory.stores import Storage
 
 
 @pytest.fixture
 async def storage(database_url: str):
-    engine = create_engine(database_url)
-    await migrate(engine)
-    store = Storage(engine)
+    db = open_database(database_url)
+    await db.migrate()
+    store = Storage(db)
     yield store
     await store.aclose()
 
@@ -30,12 +30,12 @@ def _approval(id: str, *, ttl: timedelta = timedelta(hours=1)) -> dict:
 
 
 async def test_migrate_twice_is_harmless(database_url: str) -> None:
-    engine = create_engine(database_url)
-    await migrate(engine)
-    await migrate(engine)
-    async with engine.connect() as conn:
-        version = (await conn.execute(text("select version_num from alembic_version"))).scalar()
-    await engine.dispose()
+    db = open_database(database_url)
+    await db.migrate()
+    await db.migrate()
+    version = await db.run(
+        lambda conn: conn.execute(text("select version_num from alembic_version")).scalar())
+    await db.aclose()
     assert version == "0002"
 
 
@@ -110,8 +110,7 @@ async def test_audit_log_is_append_only_and_dedups_by_key(storage: Storage) -> N
     assert [e.decision for e in await storage.audit.recent()] == ["refused", "approved"]
     for statement in ("UPDATE audit_events SET actor = 'x'", "DELETE FROM audit_events"):
         with pytest.raises(DBAPIError, match="append-only"):
-            async with storage.engine.begin() as conn:
-                await conn.execute(text(statement))
+            await storage.db.run(lambda conn, s=statement: conn.execute(text(s)))
     assert await storage.audit.count() == 2
 
 
