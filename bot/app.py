@@ -261,7 +261,9 @@ def build_adapters(settings: Settings, *, timezone: ZoneInfo) -> list[ChatAdapte
             telegram.token.get_secret_value(), base_url=telegram.base_url,
             base_file_url=telegram.base_file_url,
             # Throttle to Telegram's limits; 429s are waited out by the delivery queue.
-            rate_limiter=AIORateLimiter(max_retries=0),
+            rate_limiter=AIORateLimiter(overall_max_rate=telegram.max_messages_per_second,
+                                        max_retries=0)
+            if telegram.max_messages_per_second else None,
             request=HTTPXRequest(connection_pool_size=16),
             get_updates_request=HTTPXRequest(read_timeout=telegram.poll_timeout_seconds + 10))
         secret = telegram.webhook_secret.get_secret_value() if telegram.webhook_secret else ""

@@ -14,14 +14,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from dataclasses import dataclass
+from typing import Any
 
 from bot.adapters.base import ChatAdapter, DeliveryError
 from graph.director import Director
 from graph.events import Reply
-from memory.models import Delivery
 from memory.stores import Storage
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """A queued reply, as stored in the ``deliveries`` table."""
+
+    id: int
+    chat: str
+    kind: str
+    payload: dict[str, Any]
 
 
 class DeliveryQueue:
@@ -41,7 +52,7 @@ class DeliveryQueue:
         self._director = director
         self._backoff = backoff
         self._max_backoff = max_backoff
-        self._queues: dict[str, deque[int]] = {}
+        self._queues: dict[str, deque[_Item]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
@@ -51,7 +62,7 @@ class DeliveryQueue:
         """Start sending: what a previous run left unsent first, in order."""
         self._started = True
         for row in await self._store.pending(self.adapter.name):
-            self._schedule(row.chat, row.id)
+            self._schedule(_Item(row.id, row.chat, row.kind, row.payload))
 
     async def put(self, reply: Reply) -> None:
         """Queue ``reply`` durably (unless the director already did) and schedule it."""
@@ -61,30 +72,26 @@ class DeliveryQueue:
                                                 kind=reply.kind,
                                                 payload=reply.delivery_payload())
         if self._started:  # before start, start() picks it up from the table
-            self._schedule(reply.chat, delivery_id)
+            self._schedule(_Item(delivery_id, reply.chat, reply.kind,
+                                 reply.delivery_payload()))
 
-    def _schedule(self, chat: str, delivery_id: int) -> None:
+    def _schedule(self, item: _Item) -> None:
         self._idle.clear()
-        queue = self._queues.setdefault(chat, deque())
-        if delivery_id in queue:
-            return
-        queue.append(delivery_id)
-        worker = self._workers.get(chat)
+        self._queues.setdefault(item.chat, deque()).append(item)
+        worker = self._workers.get(item.chat)
         if worker is None or worker.done():
-            self._workers[chat] = asyncio.create_task(self._work(chat))
+            self._workers[item.chat] = asyncio.create_task(self._work(item.chat))
 
     async def _work(self, chat: str) -> None:
         queue = self._queues[chat]
         while queue:
-            row = await self._store.get(queue[0])
-            if row is not None and row.status == "pending":
-                await self._deliver(row)
+            await self._deliver(queue[0])
             queue.popleft()
         del self._workers[chat]
         if not self._workers:
             self._idle.set()
 
-    async def _deliver(self, row: Delivery) -> None:
+    async def _deliver(self, row: _Item) -> None:
         wait = self._backoff
         unexpected = 0
         while True:
@@ -117,7 +124,7 @@ class DeliveryQueue:
             await self._store.settle(row.id, status="sent")
             return
 
-    async def _send(self, row: Delivery) -> None:
+    async def _send(self, row: _Item) -> None:
         if row.kind in ("message", "notice"):
             send = self.adapter.send if row.kind == "message" else self.adapter.notice
             await send(row.chat, row.payload["text"])

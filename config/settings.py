@@ -66,6 +66,9 @@ class TelegramSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8443
     poll_timeout_seconds: int = 30
+    max_messages_per_second: float = Field(default=30.0, ge=0)
+    """Outbound throttle across all chats (Telegram's flood limit for bots is about 30/s);
+    0 turns the throttle off (e.g. against a test server)."""
 
 
 class SlackSettings(BaseModel):
