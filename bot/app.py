@@ -271,4 +271,21 @@ def build_adapters(settings: Settings, *, timezone: ZoneInfo) -> list[ChatAdapte
             bot=bot, mode=telegram.mode, poll_timeout=telegram.poll_timeout_seconds,
             webhook_url=telegram.webhook_url, webhook_secret=secret, host=telegram.host,
             port=telegram.port, timezone=timezone))
+    slack = settings.slack
+    if slack.bot_token is not None:
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        from bot.adapters.slack import SlackAdapter
+
+        if slack.mode == "http" and slack.signing_secret is None:
+            raise ValueError("[slack] mode = \"http\" needs signing_secret "
+                             "(SOLO_SLACK__SIGNING_SECRET)")
+        if slack.mode == "socket" and slack.app_token is None:
+            raise ValueError("[slack] mode = \"socket\" needs app_token (SOLO_SLACK__APP_TOKEN)")
+        client = AsyncWebClient(token=slack.bot_token.get_secret_value(), base_url=slack.base_url)
+        adapters.append(SlackAdapter(
+            client=client, mode=slack.mode,
+            signing_secret=slack.signing_secret.get_secret_value() if slack.signing_secret else "",
+            app_token=slack.app_token.get_secret_value() if slack.app_token else "",
+            host=slack.host, port=slack.port, timezone=timezone))
     return adapters

@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bot.adapters.console import ConsoleAdapter
 from bot.app import SoloApp, build_adapters
@@ -59,13 +60,17 @@ async def run_serve(settings: Settings) -> int:
               "(SOLO_TELEGRAM__TOKEN) or [slack] bot_token (SOLO_SLACK__BOT_TOKEN)",
               file=sys.stderr)
         return 2
+    try:
+        adapters = build_adapters(settings, timezone=ZoneInfo(settings.operator.timezone))
+    except ValueError as exc:
+        print(f"solo serve: {exc}", file=sys.stderr)
+        return 2
     app = await SoloApp.open(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        adapters = build_adapters(settings, timezone=app.timezone)
         for adapter in adapters:
             await app.add_adapter(adapter, start=False)
         await app.reconcile()

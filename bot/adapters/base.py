@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from aiohttp import web
 
 from graph.events import ApprovalCard, Inbound, Reply
 
@@ -42,6 +47,11 @@ class EventSink(Protocol):
     async def on_event(self, inbound: Inbound) -> None:
         """Admit and process."""
         ...
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    """The health endpoint of adapters that listen on HTTP."""
+    return web.Response(text="ok")
 
 
 class DeliveryError(Exception):
@@ -104,3 +114,44 @@ class ChatAdapter(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release clients, after the app's delivery queue for this adapter drained."""
+
+
+class ChatProcessing:
+    """Runs admitted events in the background: concurrently across chats, in arrival order
+    within one chat (a per-chat lock; asyncio locks are fair, so tasks take turns in order).
+
+    Args:
+        while_running: started beside each event's processing and cancelled after it (e.g. a
+            typing indicator); receives the chat.
+    """
+
+    def __init__(self, *, while_running: Callable[[str], Awaitable[None]] | None = None) -> None:
+        self._while_running = while_running
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+
+    def spawn(self, sink: EventSink, admitted: Admitted) -> None:
+        """Process ``admitted`` in the background."""
+        task = asyncio.create_task(self._run(sink, admitted))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, sink: EventSink, admitted: Admitted) -> None:
+        chat = admitted.inbound.chat
+        lock = self._locks.get(chat)
+        if lock is None:
+            lock = self._locks[chat] = asyncio.Lock()
+        async with lock:
+            beside = (asyncio.create_task(self._while_running(chat))
+                      if self._while_running else None)
+            try:
+                await sink.process(admitted)
+            finally:
+                if beside is not None:
+                    beside.cancel()
+
+    async def wait(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for the events being processed."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=seconds)

@@ -13,7 +13,6 @@ import asyncio
 import hmac
 import logging
 import warnings
-import weakref
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +24,13 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 from telegram.warnings import PTBUserWarning
 
-from bot.adapters.base import Admitted, ChatAdapter, DeliveryError, EventSink
+from bot.adapters.base import (
+    ChatAdapter,
+    ChatProcessing,
+    DeliveryError,
+    EventSink,
+    healthz,
+)
 from bot.cards import render_card_html, split_text
 from graph.events import ApprovalCard, Inbound
 
@@ -91,9 +96,7 @@ class TelegramAdapter(ChatAdapter):
         self._offset: int | None = None
         self._poller: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._chat_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary())
+        self._processing = ChatProcessing(while_running=self._typing)
         self.bound_port: int | None = None
 
     # --- receiving --------------------------------------------------------------------------
@@ -126,8 +129,7 @@ class TelegramAdapter(ChatAdapter):
             except TelegramError as exc:
                 log.warning("could not delete the webhook: %s", exc)
             await self._runner.cleanup()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=15)
+        await self._processing.wait(15)
 
     async def close(self) -> None:
         """Release the HTTP clients (after the delivery queue drained)."""
@@ -160,7 +162,7 @@ class TelegramAdapter(ChatAdapter):
     async def _start_webhook(self) -> None:
         app = web.Application()
         app.router.add_post("/telegram", self._webhook)
-        app.router.add_get("/healthz", lambda _: web.Response(text="ok"))
+        app.router.add_get("/healthz", healthz)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -193,10 +195,7 @@ class TelegramAdapter(ChatAdapter):
         inbound = self._inbound(update)
         if inbound is None:
             return
-        admitted = await self._sink.admit(inbound)
-        task = asyncio.create_task(self._process(admitted))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._processing.spawn(self._sink, await self._sink.admit(inbound))
 
     async def _answer(self, callback_query_id: str) -> None:
         try:
@@ -239,18 +238,6 @@ class TelegramAdapter(ChatAdapter):
         return Inbound(channel=self.name, chat=str(message.chat.id),
                        actor=str(message.from_user.id), event_id=event_id, text=text,
                        attachment=attachment)
-
-    async def _process(self, admitted: Admitted) -> None:
-        chat = admitted.inbound.chat
-        lock = self._chat_locks.get(chat)
-        if lock is None:
-            lock = self._chat_locks[chat] = asyncio.Lock()
-        async with lock:
-            typing = asyncio.create_task(self._typing(chat))
-            try:
-                await self._sink.process(admitted)
-            finally:
-                typing.cancel()
 
     async def _typing(self, chat: str) -> None:
         await asyncio.sleep(self._typing_after)

@@ -4,31 +4,12 @@ the ORIGINAL button: exactly one effective POST, and the original card shows the
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 from tests.support.fake_telegram import FakeTelegramServer
+from tests.support.processes import start_serve, stop
 from tests.support.webhook_receiver import WebhookReceiver
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-async def start_serve(config: Path, log: Path) -> asyncio.subprocess.Process:
-    """Start ``solo serve`` with its stderr in ``log``; return once it says it is running."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOLO_")}
-    with log.open("ab") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "--config", str(config), "serve",
-            stderr=stderr, stdout=asyncio.subprocess.DEVNULL, env=env, cwd=ROOT)
-    for _ in range(300):
-        if log.read_text().count("solo serve: running") > log.read_text().count("SIGKILLED"):
-            return proc
-        if proc.returncode is not None:
-            break
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"solo serve did not start:\n{log.read_text()[-3000:]}")
 
 
 async def test_sigkill_with_a_pending_card_then_the_original_button_works(
@@ -58,8 +39,6 @@ url = "{receiver.url}"
         proc.send_signal(signal.SIGKILL)
         assert await proc.wait() == -signal.SIGKILL
         assert receiver.posts == []
-        with log.open("a") as handle:
-            handle.write("\nSIGKILLED\n")
 
         proc = await start_serve(config, log)
         telegram.press(approve, message_id=card["message_id"])
@@ -77,7 +56,5 @@ url = "{receiver.url}"
         print(log.read_text()[-4000:])
         raise
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await stop(proc)
         await telegram.stop()

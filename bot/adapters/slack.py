@@ -1,0 +1,267 @@
+"""Slack through slack-bolt's ``AsyncApp``: HTTP mode (Events API and interactivity on one
+listener) or Socket Mode.
+
+Bolt runs with ``process_before_response=True``: a listener records the event durably
+(:meth:`EventSink.admit`, a few milliseconds) and returns, and only then does Slack get its
+acknowledgement; the slow part runs afterwards, so a slow connector or model never makes Slack
+retry, and an event acknowledged is an event recorded. Retries Slack sends anyway (same
+``event_id``, ``X-Slack-Retry-Num``) are dropped by the inbox.
+
+A chat is ``channel|thread_ts|user``: replies go to the thread the operator used (top level in
+a DM when they wrote at top level), ephemeral notices to that user.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.adapters.base import (
+    ChatAdapter,
+    ChatProcessing,
+    DeliveryError,
+    EventSink,
+    healthz,
+)
+from bot.cards import diff_lines, split_text
+from graph.events import ApprovalCard, Inbound
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 3900  # Slack truncates long messages; it recommends staying under 4,000 characters
+MAX_SECTION = 2900  # a section block's text is limited to 3,000 characters
+_MENTION = re.compile(r"<@[A-Z0-9]+>")
+_TRANSIENT = {"ratelimited", "internal_error", "fatal_error", "service_unavailable",
+              "request_timeout"}
+
+
+def chat_key(channel: str, thread_ts: str | None, user: str) -> str:
+    """The chat of a Slack conversation: channel, thread (may be empty) and user."""
+    return f"{channel}|{thread_ts or ''}|{user}"
+
+
+def parse_chat(chat: str) -> tuple[str, str | None, str]:
+    """Inverse of :func:`chat_key`."""
+    channel, thread_ts, user = chat.split("|")
+    return channel, thread_ts or None, user
+
+
+def _delivery_error(exc: Exception) -> DeliveryError:
+    if isinstance(exc, SlackApiError):
+        error = exc.response.get("error", "") if exc.response is not None else ""
+        status = exc.response.status_code if exc.response is not None else 0
+        if status == 429 or error == "ratelimited":
+            retry_after = exc.response.headers.get("Retry-After") or \
+                exc.response.headers.get("retry-after") or "1"
+            return DeliveryError(f"slack: {error}", retry_after=float(retry_after))
+        return DeliveryError(f"slack: {error or status}",
+                             permanent=status < 500 and error not in _TRANSIENT)
+    return DeliveryError(f"slack: {type(exc).__name__}: {exc}")
+
+
+def card_blocks(card: ApprovalCard, *, timezone: ZoneInfo) -> list[dict[str, Any]]:
+    """Block Kit for an approval card: diff, context line, and buttons while pending."""
+    diff = "\n".join(diff_lines(card))
+    if len(diff) > MAX_SECTION:
+        diff = f"{diff[:MAX_SECTION]}\n… [{len(diff) - MAX_SECTION} more characters not shown]"
+    expires = card.expires_at.astimezone(timezone).strftime("%Y-%m-%d %H:%M %Z")
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn",
+                                     "text": f"*Approval `{card.approval_id}`* — {card.reason}"[
+                                         :MAX_SECTION]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"```{diff}```"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            f"Risk: *{card.risk}* · cost estimate: no model cost · expires {expires}")}]},
+    ]
+    if card.pending:
+        blocks.append({"type": "actions", "block_id": "decide", "elements": [
+            {"type": "button", "action_id": "approve", "style": "primary",
+             "text": {"type": "plain_text", "text": "Approve"},
+             "value": f"approve:{card.approval_id}"},
+            {"type": "button", "action_id": "reject", "style": "danger",
+             "text": {"type": "plain_text", "text": "Reject"},
+             "value": f"reject:{card.approval_id}"},
+        ]})
+    else:
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"*{card.outcome}*"}]})
+    return blocks
+
+
+class SlackAdapter(ChatAdapter):
+    """The Slack chat adapter.
+
+    Args:
+        client: ``AsyncWebClient`` with the bot token and ``base_url``.
+        mode: ``"http"`` or ``"socket"``.
+        signing_secret: HTTP mode: requests with a bad signature get 401.
+        app_token: Socket Mode.
+        host, port: HTTP mode listener (``/slack/events``, plus ``/healthz``).
+    """
+
+    name = "slack"
+    durable_delivery = True
+
+    def __init__(self, *, client: AsyncWebClient, mode: str = "http", signing_secret: str = "",
+                 app_token: str = "", host: str = "127.0.0.1", port: int = 3000,
+                 timezone: ZoneInfo | None = None) -> None:
+        self.client = client
+        self.mode = mode
+        self.signing_secret = signing_secret
+        self.app_token = app_token
+        self.host = host
+        self.port = port
+        self._tz = timezone or ZoneInfo("UTC")
+        self._sink: EventSink | None = None
+        self._processing = ChatProcessing()
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._threads: set[tuple[str, str]] = set()
+        self.bound_port: int | None = None
+        self.app = AsyncApp(client=client, token=client.token, process_before_response=True,
+                            signing_secret=signing_secret or None,
+                            request_verification_enabled=mode == "http")
+        self.app.event("message")(self._on_message)
+        self.app.event("app_mention")(self._on_mention)
+        self.app.command(re.compile(r"^/"))(self._on_command)
+        self.app.action(re.compile(r"^(approve|reject)$"))(self._on_action)
+
+    # --- receiving --------------------------------------------------------------------------
+
+    async def start(self, sink: EventSink) -> None:
+        """Check the token (auth.test), then listen (HTTP) or connect (Socket Mode)."""
+        self._sink = sink
+        auth = await self.client.auth_test()
+        self.bot_user = auth["user_id"]
+        if self.mode == "socket":
+            self._socket = AsyncSocketModeHandler(self.app, self.app_token,
+                                                  web_client=AsyncWebClient(
+                                                      token=self.app_token,
+                                                      base_url=self.client.base_url))
+            await self._socket.connect_async()
+            return
+        web_app = self.app.web_app(path="/slack/events")
+        web_app.router.add_get("/healthz", healthz)
+        self._runner = web.AppRunner(web_app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.bound_port = site._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening, finish what is being processed."""
+        if self._socket is not None:
+            await self._socket.close_async()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self._processing.wait(15)
+
+    async def close(self) -> None:
+        """Close the Web API client's session, if it owns one."""
+        session = getattr(self.client, "session", None)
+        if isinstance(session, aiohttp.ClientSession):
+            await session.close()
+
+    async def _admit(self, inbound: Inbound) -> None:
+        self._processing.spawn(self._sink, await self._sink.admit(inbound))
+
+    async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if event.get("subtype") or event.get("bot_id") or event.get("user") == self.bot_user:
+            return
+        channel, thread_ts = event["channel"], event.get("thread_ts")
+        if event.get("channel_type") != "im":
+            # In channels: only replies in threads the bot is part of (mentions arrive as
+            # app_mention events).
+            if not thread_ts or (channel, thread_ts) not in self._threads:
+                return
+            if f"<@{self.bot_user}>" in event.get("text", ""):
+                return  # the app_mention event carries it
+        await self._admit(Inbound(
+            channel=self.name, chat=chat_key(channel, thread_ts, event["user"]),
+            actor=event["user"], event_id=body["event_id"],
+            text=_MENTION.sub("", event.get("text", "")).strip()))
+
+    async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        channel = event["channel"]
+        thread_ts = event.get("thread_ts") or event["ts"]
+        self._threads.add((channel, thread_ts))
+        await self._admit(Inbound(
+            channel=self.name, chat=chat_key(channel, thread_ts, event["user"]),
+            actor=event["user"], event_id=body["event_id"],
+            text=_MENTION.sub("", event.get("text", "")).strip()))
+
+    async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:
+        await self._admit(Inbound(
+            channel=self.name, chat=chat_key(command["channel_id"], None, command["user_id"]),
+            actor=command["user_id"], event_id=command["trigger_id"],
+            text=f"{command['command']} {command.get('text', '')}".strip()))
+        await ack()
+
+    async def _on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        verb, _, approval_id = str(action.get("value", "")).partition(":")
+        container = body.get("container") or {}
+        channel = container.get("channel_id") or body["channel"]["id"]
+        message = body.get("message") or {}
+        user = body["user"]["id"]
+        pressed = {"channel": channel, "ts": container.get("message_ts") or message.get("ts")}
+        await self._admit(Inbound(
+            channel=self.name, chat=chat_key(channel, message.get("thread_ts"), user),
+            actor=user, event_id=f"{user}:{action.get('action_ts')}", verb=verb or "unknown",
+            approval_id=approval_id, attachment={"kind": "card", "ref": pressed}))
+        await ack()
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def _call(self, method: str, **params: Any) -> Any:
+        try:
+            return await getattr(self.client, method)(**params)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            raise _delivery_error(exc) from exc
+
+    async def send(self, chat: str, text: str) -> None:
+        """Post ``text`` in the chat's thread, split into messages Slack shows in full."""
+        channel, thread_ts, _ = parse_chat(chat)
+        for chunk in split_text(text, MAX_TEXT):
+            await self._call("chat_postMessage", channel=channel, text=chunk,
+                             thread_ts=thread_ts)
+        if thread_ts:
+            self._threads.add((channel, thread_ts))
+
+    async def notice(self, chat: str, text: str) -> None:
+        """An ephemeral message only the chat's user sees."""
+        channel, thread_ts, user = parse_chat(chat)
+        await self._call("chat_postEphemeral", channel=channel, user=user, text=text,
+                         thread_ts=thread_ts)
+
+    async def post_card(self, chat: str, card: ApprovalCard) -> Any:
+        """Post the Block Kit card; the ref is channel and message ts."""
+        channel, thread_ts, _ = parse_chat(chat)
+        response = await self._call(
+            "chat_postMessage", channel=channel, thread_ts=thread_ts,
+            text=f"Approval {card.approval_id} waiting: {card.reason}"[:MAX_TEXT],
+            blocks=card_blocks(card, timezone=self._tz))
+        return {"channel": response["channel"], "ts": response["ts"]}
+
+    async def update_card(self, chat: str, ref: Any, card: ApprovalCard) -> None:
+        """Replace the card (chat.update) with its outcome and without buttons."""
+        text = f"Approval {card.approval_id}: {card.outcome}"
+        blocks = card_blocks(card, timezone=self._tz)
+        if ref:
+            await self._call("chat_update", channel=ref["channel"], ts=ref["ts"], text=text,
+                             blocks=blocks)
+            return
+        channel, thread_ts, _ = parse_chat(chat)
+        await self._call("chat_postMessage", channel=channel, thread_ts=thread_ts, text=text,
+                         blocks=blocks)
+
+
+

@@ -1,0 +1,249 @@
+"""A fake Slack on 127.0.0.1: the Web API the bot calls, and the two ways Slack calls the bot.
+
+- Web API: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``,
+  ``apps.connections.open``; scripted errors (e.g. 429 with ``Retry-After``).
+- HTTP mode: :meth:`FakeSlack.deliver` POSTs Events API and interactivity payloads to the app,
+  signed with the signing secret like Slack does (``v0:{ts}:{body}``, HMAC-SHA256), and records
+  the status and how long the app took to answer.
+- Socket Mode: a websocket endpoint that sends envelopes and records the client's acks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+
+BOT_USER = "UBOT"
+BOT_ID = "BBOT"
+
+
+@dataclass
+class Call:
+    """One Web API call as received."""
+
+    method: str
+    params: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Delivery:
+    """One request Slack made to the app, and how the app answered."""
+
+    kind: str
+    status: int
+    seconds: float
+    body: str
+
+
+@dataclass
+class FakeSlack:
+    """Start with ``await slack.start()``; ``api_url`` is the Web API base URL."""
+
+    signing_secret: str = "test-signing-secret"
+    bot_token: str = "xoxb-test"
+    app_token: str = "xapp-test"
+    calls: list[Call] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    failures: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    acks: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+    _ts: Any = field(default_factory=lambda: itertools.count(1))
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+    _http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1, port 0."""
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/socket", self._socket)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self._http = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        """Close sockets and stop listening."""
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._http is not None:
+            await self._http.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        """``[slack] base_url`` for this server."""
+        return f"{self.url}/api/"
+
+    # --- payloads ---------------------------------------------------------------------------
+
+    def message_event(self, text: str, *, user: str = "UOP", channel: str = "DOP",
+                      channel_type: str = "im", thread_ts: str | None = None,
+                      event_type: str = "message", event_id: str | None = None) -> dict:
+        """An Events API envelope for a message (or ``app_mention``)."""
+        event = {"type": event_type, "user": user, "text": text, "channel": channel,
+                 "channel_type": channel_type, "ts": f"{time.time():.6f}"}
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        return {"type": "event_callback", "token": "legacy", "team_id": "T1",
+                "api_app_id": "A1", "event_id": event_id or f"Ev{next(self._ids)}",
+                "event_time": int(time.time()), "event": event,
+                "authorizations": [{"team_id": "T1", "user_id": BOT_USER, "is_bot": True}]}
+
+    def click(self, value: str, *, message: dict, user: str = "UOP") -> dict:
+        """A ``block_actions`` payload: ``user`` clicks the button carrying ``value``."""
+        verb = value.split(":")[0]
+        return {"type": "block_actions", "team": {"id": "T1"}, "api_app_id": "A1",
+                "user": {"id": user}, "trigger_id": f"trig{next(self._ids)}",
+                "channel": {"id": message["channel"]},
+                "container": {"type": "message", "message_ts": message["ts"],
+                              "channel_id": message["channel"]},
+                "message": {"ts": message["ts"], "thread_ts": message.get("thread_ts")},
+                "response_url": f"{self.url}/response",
+                "actions": [{"type": "button", "action_id": verb, "block_id": "decide",
+                             "value": value, "action_ts": f"{time.time():.6f}"}]}
+
+    # --- delivering to the app (HTTP mode) -----------------------------------------------------
+
+    def sign(self, body: str, timestamp: int | None = None) -> dict[str, str]:
+        """Slack's request signature headers for ``body``."""
+        ts = str(timestamp or int(time.time()))
+        digest = hmac.new(self.signing_secret.encode(), f"v0:{ts}:{body}".encode(),
+                          hashlib.sha256).hexdigest()
+        return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+    async def deliver(self, app_url: str, payload: dict, *, retry: int = 0,
+                      signature: dict[str, str] | None = None) -> Delivery:
+        """POST ``payload`` to the app like Slack (events as JSON, interactions as a form)."""
+        if payload.get("type") == "event_callback":
+            body, content_type, kind = json.dumps(payload), "application/json", "event"
+        else:
+            body = urlencode({"payload": json.dumps(payload)})
+            content_type, kind = "application/x-www-form-urlencoded", payload["type"]
+        headers = {"Content-Type": content_type, **(signature or self.sign(body))}
+        if retry:
+            headers.update({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "timeout"})
+        started = time.monotonic()
+        async with self._http.post(app_url, data=body.encode(), headers=headers) as response:
+            await response.read()
+            delivery = Delivery(kind, response.status, time.monotonic() - started, body)
+        self.deliveries.append(delivery)
+        return delivery
+
+    # --- delivering to the app (Socket Mode) -------------------------------------------------
+
+    async def send_envelope(self, payload: dict) -> str:
+        """Send ``payload`` to the connected Socket Mode client; return the envelope id."""
+        await self.wait_for(lambda: self._sockets, timeout=20)
+        kind = {"event_callback": "events_api", "block_actions": "interactive"}[payload["type"]]
+        envelope_id = f"env{next(self._ids)}"
+        await self._sockets[-1].send_json({"envelope_id": envelope_id, "type": kind,
+                                           "payload": payload,
+                                           "accepts_response_payload": False,
+                                           "retry_attempt": 0, "retry_reason": ""})
+        return envelope_id
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1,
+                            "connection_info": {"app_id": "A1"}})
+        self._changed.set()
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                self.acks.append(json.loads(message.data))
+                self._changed.set()
+        self._sockets.remove(ws)
+        return ws
+
+    # --- observing ---------------------------------------------------------------------------
+
+    def sent(self, method: str = "chat.postMessage", **match: Any) -> list[dict[str, Any]]:
+        """Params of every call to ``method`` whose params include ``match``."""
+        return [c.params for c in self.calls if c.method == method
+                and all(c.params.get(k) == v for k, v in match.items())]
+
+    def cards(self) -> list[dict[str, Any]]:
+        """Posted messages with buttons."""
+        return [p for p in self.sent() if any(b.get("type") == "actions"
+                                               for b in p.get("blocks") or [])]
+
+    @staticmethod
+    def button_values(message: dict[str, Any]) -> list[str]:
+        """Values of the buttons of a posted message."""
+        return [e["value"] for b in message.get("blocks") or [] if b.get("type") == "actions"
+                for e in b["elements"]]
+
+    async def wait_for(self, predicate, *, timeout: float = 20) -> Any:
+        """Wait until ``predicate()`` is truthy (re-checked after every request)."""
+        async def loop() -> Any:
+            while True:
+                result = predicate()
+                if result:
+                    return result
+                self._changed.clear()
+                await self._changed.wait()
+        try:
+            return await asyncio.wait_for(loop(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"condition not met in {timeout} s; calls: "
+                                 f"{[(c.method, c.params) for c in self.calls[-10:]]}") from None
+
+    # --- Web API ---------------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.content_type == "application/json":
+            params = await request.json()
+        else:
+            params = dict(await request.post())
+            for key in ("blocks", "attachments"):
+                if isinstance(params.get(key), str):
+                    params[key] = json.loads(params[key])
+        self.calls.append(Call(method, params))
+        self._changed.set()
+        scripted = self.failures.get(method)
+        if scripted:
+            failure = scripted.pop(0)
+            status = failure.get("status", 200)
+            headers = {"Retry-After": str(failure["retry_after"])} if "retry_after" in failure \
+                else {}
+            return web.json_response({"ok": False, "error": failure["error"]}, status=status,
+                                     headers=headers)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if method == "apps.connections.open":
+            if token != self.app_token:
+                return web.json_response({"ok": False, "error": "invalid_auth"})
+            ws_url = self.url.replace("http://", "ws://") + "/socket"
+            return web.json_response({"ok": True, "url": ws_url})
+        if token != self.bot_token:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if method == "auth.test":
+            return web.json_response({"ok": True, "url": "https://fake.slack.com/", "team": "T",
+                                      "user": "solo", "team_id": "T1", "user_id": BOT_USER,
+                                      "bot_id": BOT_ID})
+        if method in ("chat.postMessage", "chat.update"):
+            ts = params.get("ts") or f"{1700000000 + next(self._ts)}.000100"
+            params["ts"] = ts
+            return web.json_response({"ok": True, "channel": params["channel"], "ts": ts,
+                                      "message": {"text": params.get("text", ""), "ts": ts}})
+        if method == "chat.postEphemeral":
+            return web.json_response({"ok": True, "message_ts": f"{time.time():.6f}"})
+        return web.json_response({"ok": True})

@@ -1,0 +1,35 @@
+"""Running the real ``solo serve`` process in tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+READY = "solo serve: running"
+
+
+async def start_serve(config: Path, log: Path) -> asyncio.subprocess.Process:
+    """Start ``solo serve`` with its stderr appended to ``log``; return once it says it runs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOLO_")}
+    ready_before = log.read_text().count(READY) if log.exists() else 0
+    with log.open("ab") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "--config", str(config), "serve",
+            stderr=stderr, stdout=asyncio.subprocess.DEVNULL, env=env, cwd=ROOT)
+    for _ in range(300):
+        if log.read_text().count(READY) > ready_before:
+            return proc
+        if proc.returncode is not None:
+            break
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"solo serve did not start:\n{log.read_text()[-3000:]}")
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    """Kill ``proc`` if it still runs."""
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()
