@@ -27,7 +27,7 @@ from graph.director import Director, DirectorDeps
 from graph.events import Inbound, Reply
 from graph.policy import Policy
 from graph.understanding import CommandUnderstander
-from memory.db import libpq_url, open_database
+from memory.db import libpq_url, open_database, urgent
 from memory.stores import Storage
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,10 @@ class SoloApp:
         Strangers are audited every time and told once per run. Raises on storage errors, so
         that an adapter leaves the event unacknowledged and gets it again.
         """
+        with urgent():
+            return await self._admit(inbound)
+
+    async def _admit(self, inbound: Inbound) -> Admitted:
         if not self.is_operator(inbound):
             await self.director.refuse(inbound)
             replies = []

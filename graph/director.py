@@ -425,7 +425,7 @@ class Director:
         event_key = f"{inbound.channel}:{inbound.event_id}"
         if await self.storage.inbox.seen(event_key):
             return [], []
-        plans = await self._expire()
+        plans: list[str] = []
         replies: list[Reply] = []
         status = {"approve": "approved", "reject": "rejected"}.get(inbound.verb or "")
         approval = await self.storage.approvals.get(inbound.approval_id or "")
@@ -442,14 +442,16 @@ class Director:
                 # posting it): remember it so that the outcome is shown there too.
                 unknown_copy = await self.storage.approvals.attach_card(
                     approval.id, inbound.channel, inbound.attachment["ref"])
-            if await self.storage.approvals.decide(approval.id, status=status,
-                                                   actor=inbound.actor):
-                await self.storage.audit.append(
-                    actor=inbound.actor, channel=inbound.channel, plan_id=approval.plan_id,
-                    decision=status, dedup_key=f"{approval.id}:decision",
-                    detail={"approval_id": approval.id})
+            if await self.storage.approvals.decide(
+                    approval.id, status=status, actor=inbound.actor,
+                    audit={"actor": inbound.actor, "channel": inbound.channel,
+                           "plan_id": approval.plan_id, "decision": status,
+                           "dedup_key": f"{approval.id}:decision",
+                           "detail": {"approval_id": approval.id}}):
                 plans.append(approval.plan_id)
             else:
+                if approval.status == "pending":  # lost only because it expired just now
+                    plans += await self._expire()
                 approval = await self.storage.approvals.get(approval.id)
                 replies = notice(self._stale_text(approval))
                 if approval.completed_at is None:

@@ -15,9 +15,15 @@ transaction by :meth:`Database.run`:
 from __future__ import annotations
 
 import asyncio
+import itertools
+import queue
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +47,52 @@ def _upgrade(connection: Connection) -> None:
     config = Config(str(_ALEMBIC_INI))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+
+
+_URGENT: ContextVar[bool] = ContextVar("solo_database_urgent", default=False)
+
+
+@contextmanager
+def urgent() -> Iterator[None]:
+    """Database work started inside goes ahead of queued ordinary work (SQLite): what a
+    platform is waiting for (recording an event before acknowledging it) does not queue behind
+    background plans."""
+    token = _URGENT.set(True)
+    try:
+        yield
+    finally:
+        _URGENT.reset(token)
+
+
+class _PriorityWorker:
+    """One thread running submitted calls, urgent ones first, in order within a priority."""
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.PriorityQueue[tuple[int, int, Any, Any]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, call: Callable[[], T], *, urgent: bool) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((0 if urgent else 1, next(self._order), call, future))
+        return future
+
+    def _loop(self) -> None:
+        while True:
+            _, _, call, future = self._queue.get()
+            if call is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        self._queue.put((2, next(self._order), None, None))
+        self._thread.join()
 
 
 class Database(ABC):
@@ -81,7 +133,7 @@ class SqliteDatabase(Database):
         self.engine: Engine = sqlalchemy.create_engine(
             make_url(url).set(drivername="sqlite+pysqlite"),
             connect_args={"check_same_thread": False, "timeout": 30}, **engine_kwargs)
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._worker = _PriorityWorker("sqlite")
 
         @event.listens_for(self.engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -104,14 +156,14 @@ class SqliteDatabase(Database):
             return work(conn)
 
     async def run(self, work: Callable[[Connection], T]) -> T:
-        """See :meth:`Database.run`."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._thread, self._transaction, work)
+        """See :meth:`Database.run`. Work started under :func:`urgent` goes first."""
+        return await asyncio.wrap_future(
+            self._worker.submit(partial(self._transaction, work), urgent=_URGENT.get()))
 
     async def aclose(self) -> None:
         """See :meth:`Database.aclose`."""
-        await asyncio.get_running_loop().run_in_executor(self._thread, self.engine.dispose)
-        self._thread.shutdown(wait=True)
+        await asyncio.wrap_future(self._worker.submit(self.engine.dispose, urgent=False))
+        await asyncio.to_thread(self._worker.shutdown)
 
 
 class PostgresDatabase(Database):

@@ -186,16 +186,23 @@ class ApprovalStore(_Store):
         return await self._get(Approval, approval_id)
 
     async def decide(self, approval_id: str, *, status: str, actor: str,
-                     now: datetime | None = None) -> bool:
+                     now: datetime | None = None, audit: dict[str, Any] | None = None) -> bool:
         """Set a pending, unexpired approval to ``status``; True only for the one caller that
-        won."""
+        won (whose ``audit`` event is appended in the same transaction)."""
         now = now or utcnow()
         statement = (update(Approval)
                      .where(Approval.id == approval_id, Approval.status == "pending",
                             Approval.expires_at > now)
                      .values(status=status, decided_by=actor, decided_at=now)
                      .returning(Approval.id))
-        return await self._db.run(lambda conn: conn.execute(statement).first() is not None)
+
+        def work(conn: Connection) -> bool:
+            won = conn.execute(statement).first() is not None
+            if won and audit is not None:
+                _write(conn, _audit_insert(conn, audit))
+            return won
+
+        return await self._db.run(work)
 
     async def expire_due(self, now: datetime | None = None) -> list[str]:
         """Mark pending approvals past their expiry as expired; return their ids."""

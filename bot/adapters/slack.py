@@ -127,7 +127,7 @@ class SlackAdapter(ChatAdapter):
         self._socket: AsyncSocketModeHandler | None = None
         self._threads: set[tuple[str, str]] = set()
         self.bound_port: int | None = None
-        self.app = AsyncApp(client=client, token=client.token, process_before_response=True,
+        self.app = AsyncApp(client=client, process_before_response=True,
                             signing_secret=signing_secret or None,
                             request_verification_enabled=mode == "http")
         self.app.event("message")(self._on_message)
