@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import structlog
+
 from bot.adapters.console import ConsoleAdapter
 from bot.app import SoloApp, build_adapters
 from config import ConfigError, Settings, load_settings
@@ -19,17 +21,27 @@ from graph.understanding import CommandUnderstander
 log = logging.getLogger(__name__)
 
 
+# Per-request logs of HTTP clients would print URLs that carry the Telegram token.
+QUIET_LOGGERS = ("httpx", "httpcore", "alembic", "aiohttp.access", "slack_bolt", "slack_sdk",
+                 "telegram")
+
+
 def _configure_logging(*, to_file: Path | None, level: int) -> None:
+    """JSON lines (structlog) for every stdlib logger, to ``to_file`` or stderr."""
     handler: logging.Handler
     if to_file is not None:
         to_file.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(to_file, encoding="utf-8")
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(
-        '{"at": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", '
-        '"message": "%(message)s"}'))
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processor=structlog.processors.JSONRenderer(),
+        foreign_pre_chain=[structlog.processors.TimeStamper(fmt="iso", utc=True),
+                           structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                           structlog.processors.format_exc_info]))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 async def run_chat(settings: Settings) -> int:
