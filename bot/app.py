@@ -11,6 +11,7 @@ import logging
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -27,8 +28,11 @@ from graph.director import Director, DirectorDeps
 from graph.events import Inbound, Reply
 from graph.policy import Policy
 from graph.understanding import CommandUnderstander
-from memory.db import libpq_url, open_database, urgent
+from memory.db import Database, libpq_url, open_database, urgent
+from memory.embeddings import StaticEmbeddings
+from memory.knowledge import Memory
 from memory.stores import Storage
+from memory.vectors import SqliteNumpyIndex, VectorIndex, WeaviateIndex
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +92,12 @@ class SoloApp:
                     sqlite_checkpointer(Path(checkpoint_at)))
             client = await stack.enter_async_context(httpx.AsyncClient())
             connectors, webhooks = build_connectors(settings, client)
+            memory = await build_memory(settings, db, stack)
             deps = DirectorDeps(
                 storage=storage, connectors=connectors, webhooks=webhooks,
                 policy=build_policy(settings), understander=CommandUnderstander(),
-                timezone=ZoneInfo(settings.operator.timezone))
+                timezone=ZoneInfo(settings.operator.timezone), memory=memory,
+                notes_dir=notes_dir(settings))
             director = Director(deps=deps, checkpointer=checkpointer)
         except BaseException:
             await stack.aclose()
@@ -232,8 +238,7 @@ def build_connectors(settings: Settings,
                         wait_initial=retry_settings.wait_initial_seconds,
                         wait_max=retry_settings.wait_max_seconds,
                         wait_jitter=retry_settings.wait_jitter_seconds)
-    notes_path = settings.connectors.notes.path or settings.storage.data_dir / "notes"
-    connectors: dict[str, Connector] = {"notes": NotesVaultConnector(path=notes_path)}
+    connectors: dict[str, Connector] = {"notes": NotesVaultConnector(path=notes_dir(settings))}
     webhooks: dict[str, str] = {}
     for name, hook in settings.connectors.webhooks.items():
         connector = WebhookConnector(name=name.lower(), url=hook.url, client=client, retry=retry,
@@ -241,6 +246,32 @@ def build_connectors(settings: Settings,
         connectors[connector.name] = connector
         webhooks[name.lower()] = connector.name
     return connectors, webhooks
+
+
+def notes_dir(settings: Settings) -> Path:
+    """The notes vault directory."""
+    return settings.connectors.notes.path or settings.storage.data_dir / "notes"
+
+
+async def build_memory(settings: Settings, db: Database, stack: AsyncExitStack) -> Memory:
+    """The memory service: static embeddings, vectors in the state database or in Weaviate."""
+    embeddings = StaticEmbeddings()
+    index: VectorIndex
+    if settings.memory.weaviate_url:
+        import weaviate
+
+        url = urlsplit(settings.memory.weaviate_url)
+        client = weaviate.use_async_with_custom(
+            http_host=url.hostname, http_port=url.port or 8080,
+            http_secure=url.scheme == "https", grpc_host=url.hostname, grpc_port=50051,
+            grpc_secure=url.scheme == "https")
+        await client.connect()
+        stack.push_async_callback(client.close)
+        index = WeaviateIndex(client)
+    else:
+        index = SqliteNumpyIndex(db, dims=embeddings.dims)
+    return Memory(db=db, index=index, embeddings=embeddings,
+                  recency_half_life_days=settings.memory.recency_half_life_days)
 
 
 def build_policy(settings: Settings) -> Policy:

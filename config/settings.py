@@ -124,6 +124,18 @@ class LLMSettings(BaseModel):
     api_key: SecretStr | None = None
 
 
+class MemorySettings(BaseModel):
+    """What Solo OS remembers and how much of it a model sees."""
+
+    context_tokens: int = Field(default=800, gt=0)
+    """Most memory given to a model per turn."""
+    recency_half_life_days: float = Field(default=30.0, gt=0)
+    checkpoint_retention_days: int = Field(default=30, ge=1)
+    """Checkpoints of finished plans are deleted after this; the audit log is never pruned."""
+    weaviate_url: str = ""
+    """Empty: vectors in the state database (exact search). Otherwise a Weaviate endpoint."""
+
+
 class PolicySettings(BaseModel):
     """Risk tiers per action kind and approval expiry."""
 
@@ -147,6 +159,7 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
     def configured_adapters(self) -> list[str]:

@@ -17,9 +17,11 @@ import asyncio
 import base64
 import hashlib
 import logging
+import re
 import weakref
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal, TypedDict
 from zoneinfo import ZoneInfo
 
@@ -39,6 +41,7 @@ from connectors.base import (
 from graph.events import ApprovalCard, Inbound, Reply
 from graph.policy import RISKS, Policy
 from graph.understanding import Intent, Understander
+from memory.knowledge import Memory
 from memory.models import Approval, utcnow
 from memory.stores import Storage
 
@@ -50,12 +53,13 @@ HELP = """Solo OS — commands:
 /approvals — show the cards waiting for you
 /audit — the latest actions and decisions, with receipts
 /status — what is running, waiting and failing
+/remember FACT — keep a fact (a newer fact about the same subject replaces it)
+/memory QUERY — search facts, notes, receipts and past messages
+/forget ID — erase a memory item (the decision is audited)
 /help — this list"""
 
-NOT_YET = {
-    "remind": "reminders", "summary": "daily summaries", "remember": "memory",
-    "recall": "memory", "forget": "memory", "budget": "the budget meter",
-}
+NOT_YET = {"remind": "reminders", "summary": "daily summaries", "budget": "the budget meter"}
+_UNTIL = re.compile(r"\s+until\s+(\d{4}-\d{2}-\d{2})\s*$", re.IGNORECASE)
 
 
 def plan_id_for(channel: str, event_id: str) -> str:
@@ -90,6 +94,8 @@ class DirectorDeps:
     understander: Understander
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     notes: str | None = "notes"
+    memory: Memory | None = None
+    notes_dir: Path | None = None
 
 
 class PlanState(TypedDict, total=False):
@@ -147,7 +153,62 @@ async def make_plan(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[st
                 "Add one with [connectors.webhooks.NAME] url = \"...\" in the config.")]}
         action = Action(kind="webhook.post", connector=connector, args={"text": slots["text"]})
         return {"steps": [{"action": asdict(action)}]}
+    if intent.name in ("remember", "recall", "forget"):
+        return {"steps": [], "replies": await _memory_answer(intent, state, deps)}
     return {"steps": [], "replies": await _answer(intent, deps)}
+
+
+async def _memory_answer(intent: Intent, state: PlanState,
+                         deps: DirectorDeps) -> list[dict[str, Any]]:
+    """/remember, /memory and /forget. Writes are idempotent by plan id (a re-run after a crash
+    stores the same fact under the same id)."""
+    memory, slots = deps.memory, intent.slots
+    if memory is None:
+        return [_say("Memory is not configured.")]
+    inbound = Inbound.from_dict(state["inbound"])
+    if intent.name == "remember":
+        fact = slots.get("text", "").strip()
+        if not fact:
+            return [_say("Usage: /remember FACT  (optionally ending in: until YYYY-MM-DD)")]
+        expires = None
+        if match := _UNTIL.search(fact):
+            try:
+                expires = datetime.fromisoformat(match[1]).replace(tzinfo=deps.timezone)
+            except ValueError:
+                return [_say(f"{match[1]} is not a date; write it as YYYY-MM-DD.")]
+            fact = fact[:match.start()].strip()
+        fact_id = "f" + hashlib.sha256(state["plan_id"].encode()).hexdigest()[:7]
+        replaced = await memory.remember(fact, id=fact_id, expires_at=expires,
+                                         source=f"{inbound.channel}:{inbound.event_id}")
+        lines = [f"Remembered ({fact_id})" + (f", until {_when(expires, deps.timezone)}"
+                                               if expires else "") + "."]
+        lines += [f'This replaces what I had: "{old.text}" ({old.id}, kept as superseded).'
+                  for old in replaced]
+        return [_say("\n".join(lines))]
+    if intent.name == "recall":
+        query = slots.get("query", "").strip()
+        if not query:
+            return [_say("Usage: /memory QUERY")]
+        await memory.catch_up(notes_dir=deps.notes_dir)
+        hits = await memory.search(query, k=5)
+        if not hits:
+            return [_say(f'Nothing in memory matches "{query}".')]
+        lines = [f'Best matches for "{query}":']
+        for hit in hits:
+            when = _when(hit.item.created_at, deps.timezone)
+            lines.append(f"[{hit.item.kind} {hit.item.id}] {hit.item.text[:300]} ({when})")
+        return [_say("\n".join(lines))]
+    item_id = slots.get("id", "").strip()
+    if not item_id:
+        return [_say("Usage: /forget ID  (ids are shown by /memory)")]
+    item = await memory.forget(item_id)
+    if item is None:
+        return [_say(f"There is no memory item {item_id!r} (or it is already forgotten).")]
+    await deps.storage.audit.append(
+        actor=inbound.actor, channel=inbound.channel, plan_id=state["plan_id"],
+        intent="forget", decision="forgotten", dedup_key=f"forget:{state['plan_id']}",
+        detail={"item": item_id, "kind": item.kind})
+    return [_say(f"Forgotten: {item_id}. Its text is erased; the decision is in /audit.")]
 
 
 async def _answer(intent: Intent, deps: DirectorDeps) -> list[dict[str, Any]]:

@@ -51,26 +51,36 @@ class StaticEmbeddings(Embeddings):
     """
 
     def __init__(self, directory: Path = MODEL_DIR) -> None:
-        verify(directory)
-        self.vectors = load_file(str(directory / "embeddings.safetensors"))["embeddings"].astype(
-            np.float32)
-        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        self.tokenizer.no_truncation()
-        self.tokenizer.no_padding()
+        self.directory = directory
         config = json.loads((directory / "config.json").read_text())
         self.normalize = bool(config.get("normalize", True))
-        self.dims = int(self.vectors.shape[1])
-        unk = self.tokenizer.model.unk_token if hasattr(self.tokenizer.model, "unk_token") else None
+        self.dims = int(config["dims"])
+        self._vectors: np.ndarray | None = None
+
+    def load(self) -> None:
+        """Check and load the files (done on first use: start-up stays fast)."""
+        if self._vectors is not None:
+            return
+        verify(self.directory)
+        # Kept as float16 (15 MB); the mean is taken in float32.
+        vectors = load_file(str(self.directory / "embeddings.safetensors"))["embeddings"]
+        self.tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        model = self.tokenizer.model
+        unk = getattr(model, "unk_token", None)
         self._unk = self.tokenizer.token_to_id(unk) if unk else None
+        self._vectors = vectors
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Vectors of ``texts`` as a float32 matrix (a zero vector for text without tokens)."""
+        self.load()
         out = np.zeros((len(texts), self.dims), dtype=np.float32)
         for row, encoding in enumerate(self.tokenizer.encode_batch(texts,
                                                                    add_special_tokens=False)):
             ids = [i for i in encoding.ids[:MAX_TOKENS] if i != self._unk]
             if ids:
-                out[row] = self.vectors[ids].mean(axis=0)
+                out[row] = self._vectors[ids].mean(axis=0, dtype=np.float32)
         if self.normalize:
             norms = np.linalg.norm(out, axis=1, keepdims=True)
             out /= np.where(norms == 0, 1, norms)

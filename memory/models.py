@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Dialect, Float, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -172,3 +172,45 @@ class Delivery(Base):
     created_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_deliveries_pending", "status", "channel", "id"),)
+
+
+class MemoryItem(Base):
+    """Something Solo OS remembers: a fact, a note, a receipt, an audit event, a conversation
+    turn or a summary of turns. ``source`` is its provenance (event, file, audit id)."""
+
+    __tablename__ = "memory_items"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(300))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    confidence: Mapped[float] = mapped_column(Float, default=1.0)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    superseded_by: Mapped[str | None] = mapped_column(String(200))
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_memory_kind_status", "kind", "status"),
+                      Index("ix_memory_subject", "subject"))
+
+
+class MemoryVector(Base):
+    """An item's embedding, for the embedded exact index (float32 bytes)."""
+
+    __tablename__ = "memory_vectors"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MemoryMeta(Base):
+    """Small counters and watermarks of the memory layer."""
+
+    __tablename__ = "memory_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

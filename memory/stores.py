@@ -31,7 +31,7 @@ from memory.models import (
 T = TypeVar("T")
 
 
-def _dialect_insert(conn: Connection) -> Any:
+def dialect_insert(conn: Connection) -> Any:
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
@@ -41,7 +41,7 @@ def _insert_ignore(conn: Connection, model: type, values: dict[str, Any]) -> Any
     The result has a row only when the insert happened (rowcount is not reliable across drivers).
     """
     key = model.__mapper__.primary_key[0]
-    return _dialect_insert(conn)(model).values(**values).on_conflict_do_nothing().returning(key)
+    return dialect_insert(conn)(model).values(**values).on_conflict_do_nothing().returning(key)
 
 
 def _audit_insert(conn: Connection, values: dict[str, Any]) -> Any:
@@ -57,7 +57,7 @@ def _write(conn: Connection, statement: Any) -> None:
     conn.execute(statement).close()
 
 
-def _read(conn: Connection, query: Callable[[Session], T]) -> T:
+def read_orm(conn: Connection, query: Callable[[Session], T]) -> T:
     """Run an ORM query on ``conn``; the objects stay usable after the transaction."""
     with Session(bind=conn, expire_on_commit=False) as session:
         return query(session)
@@ -95,10 +95,10 @@ class _Store:
         self._db = db
 
     async def _get(self, model: type[T], key: Any) -> T | None:
-        return await self._db.run(lambda conn: _read(conn, lambda s: s.get(model, key)))
+        return await self._db.run(lambda conn: read_orm(conn, lambda s: s.get(model, key)))
 
     async def _all(self, query: Any) -> Sequence[Any]:
-        return await self._db.run(lambda conn: _read(conn, lambda s: s.scalars(query).all()))
+        return await self._db.run(lambda conn: read_orm(conn, lambda s: s.scalars(query).all()))
 
 
 class InboxStore(_Store):
@@ -177,7 +177,7 @@ class ApprovalStore(_Store):
 
         def work(conn: Connection) -> Approval:
             _write(conn, _insert_ignore(conn, Approval, values))
-            return _read(conn, lambda s: s.get(Approval, values["id"]))
+            return read_orm(conn, lambda s: s.get(Approval, values["id"]))
 
         return await self._db.run(work)
 
@@ -258,7 +258,7 @@ class OutboxStore(_Store):
         unfinished = OutboxEntry.status == "in_flight"
 
         def work(conn: Connection) -> tuple[Row, int]:
-            statement = _dialect_insert(conn)(OutboxEntry).values(
+            statement = dialect_insert(conn)(OutboxEntry).values(
                 key=key, plan_id=plan_id, connector=connector, action=action,
                 status="in_flight", attempts=1, created_at=now, updated_at=now,
             ).on_conflict_do_update(
@@ -341,7 +341,7 @@ class JobStore(_Store):
                 Job.id.in_(candidates.scalar_subquery()), Job.status == "scheduled", free)
                 .values(lease_owner=owner, lease_until=now + lease)
                 .returning(Job.id)).scalars().all()
-            return _read(conn, lambda s: list(s.scalars(
+            return read_orm(conn, lambda s: list(s.scalars(
                 select(Job).where(Job.id.in_(ids)).order_by(Job.due_at))))
 
         return await self._db.run(work)

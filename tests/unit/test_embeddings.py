@@ -40,4 +40,4 @@ def test_a_tampered_file_is_refused(tmp_path: Path) -> None:
     config = copy / "config.json"
     config.write_text(config.read_text().replace("256", "255"))
     with pytest.raises(ModelIntegrityError, match=r"config\.json"):
-        StaticEmbeddings(copy)
+        StaticEmbeddings(copy).embed(["hello"])
