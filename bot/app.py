@@ -224,6 +224,20 @@ class SoloApp:
             else:
                 await adapter.send(reply.chat, reply.text)
 
+    async def housekeeping(self) -> None:
+        """Prune old checkpoints, index what happened into memory, compact old turns."""
+        try:
+            pruned = await self.director.prune(
+                older_than=timedelta(days=self.settings.memory.checkpoint_retention_days))
+            memory = self.director.deps.memory
+            if memory is not None:
+                await memory.catch_up(notes_dir=self.director.deps.notes_dir)
+                await memory.compact_turns()
+            if pruned:
+                log.info("pruned %d finished plan threads", pruned)
+        except Exception:
+            log.exception("housekeeping failed; it runs again later")
+
     async def reconcile(self) -> None:
         """Finish what a crash interrupted and deliver what that produces."""
         await self.deliver(await self.director.reconcile())

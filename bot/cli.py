@@ -54,6 +54,7 @@ async def run_chat(settings: Settings) -> int:
         # Finish what a crash left and show what waits before reading the first line.
         await app.add_adapter(console, start=False)
         await app.reconcile()
+        await app.housekeeping()
         await app.deliver(await app.director.pending_cards())
         await app.start_adapters()
         await console.wait_closed()
@@ -63,6 +64,7 @@ async def run_chat(settings: Settings) -> int:
 
 
 EXPIRY_SWEEP_SECONDS = 30
+PRUNE_EVERY_SWEEPS = 120  # hourly
 
 
 async def run_serve(settings: Settings) -> int:
@@ -86,6 +88,7 @@ async def run_serve(settings: Settings) -> int:
         for adapter in adapters:
             await app.add_adapter(adapter, start=False)
         await app.reconcile()
+        await app.housekeeping()
         try:
             await app.start_adapters()
         except Exception as exc:
@@ -94,11 +97,15 @@ async def run_serve(settings: Settings) -> int:
         log.info("serving %s", ", ".join(a.name for a in adapters))
         print(f"solo serve: running ({', '.join(a.name for a in adapters)})", file=sys.stderr,
               flush=True)
+        sweeps = 0
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), EXPIRY_SWEEP_SECONDS)
             except TimeoutError:
                 await app.deliver(await app.director.expire_due())
+                sweeps += 1
+                if sweeps % PRUNE_EVERY_SWEEPS == 0:
+                    await app.housekeeping()
     finally:
         await app.aclose()
     return 0

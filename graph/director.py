@@ -20,7 +20,7 @@ import logging
 import re
 import weakref
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 from zoneinfo import ZoneInfo
@@ -550,7 +550,7 @@ class Director:
             payload: Any = {"plan_id": plan_id, "inbound": inbound.to_dict()}
         else:
             plan = await self.storage.plans.get(plan_id)
-            if plan is None or plan.status == "done":
+            if plan is None or plan.status in ("done", "archived"):
                 return []
             inbound = Inbound.from_dict(plan.inbound)
             snapshot = await self.graph.aget_state(config)
@@ -653,6 +653,14 @@ class Director:
             except Exception:
                 log.exception("could not continue plan %s; it stays unfinished", plan.id)
         return replies
+
+    async def prune(self, *, older_than: timedelta) -> int:
+        """Delete the checkpoints of plans finished more than ``older_than`` ago (the audit log
+        is never pruned). Returns how many threads were pruned."""
+        archived = await self.storage.plans.archive_done(before=utcnow() - older_than)
+        for plan_id in archived:
+            await self.graph.checkpointer.adelete_thread(plan_id)
+        return len(archived)
 
     async def refuse(self, inbound: Inbound) -> None:
         """Audit a message or press from someone who is not an operator."""

@@ -258,6 +258,10 @@ class Memory:
         hits.sort(key=lambda h: h.score, reverse=True)
         return hits[:k]
 
+    async def context(self, query: str, *, budget: int, k: int = 20) -> str:
+        """The memory most relevant to ``query`` for a model, within ``budget`` tokens."""
+        return build_context(await self.search(query, k=k), budget=budget)
+
     # --- keeping up with the rest of the system -----------------------------------------------
 
     async def catch_up(self, *, notes_dir: Path | None = None) -> int:

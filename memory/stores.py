@@ -153,9 +153,17 @@ class PlanStore(_Store):
         return await self._db.run(work)
 
     async def unfinished(self) -> Sequence[Plan]:
-        """Plans not done, oldest first (the reconciler continues them)."""
-        return await self._all(select(Plan).where(Plan.status != "done")
+        """Plans not finished, oldest first (the reconciler continues them)."""
+        return await self._all(select(Plan).where(Plan.status.not_in(("done", "archived")))
                                .order_by(Plan.created_at))
+
+    async def archive_done(self, *, before: datetime, limit: int = 1000) -> list[str]:
+        """Mark up to ``limit`` plans finished before ``before`` as archived; return their ids
+        (their checkpoints can go; the plan rows and the audit log stay)."""
+        statement = (update(Plan).where(Plan.id.in_(
+            select(Plan.id).where(Plan.status == "done", Plan.updated_at < before)
+            .limit(limit).scalar_subquery())).values(status="archived").returning(Plan.id))
+        return await self._db.run(lambda conn: list(conn.execute(statement).scalars()))
 
     async def count_by_status(self) -> dict[str, int]:
         """Number of plans per status."""

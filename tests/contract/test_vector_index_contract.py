@@ -34,8 +34,9 @@ async def index(request: pytest.FixtureRequest, database_url: str) -> AsyncItera
         yield SqliteNumpyIndex(db, dims=DIMS)
         await db.aclose()
         return
-    import weaviate
     from urllib.parse import urlsplit
+
+    import weaviate
 
     url = urlsplit(WEAVIATE_URL)
     client = weaviate.use_async_with_custom(

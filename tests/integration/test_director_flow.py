@@ -193,3 +193,21 @@ async def test_approvals_command_reposts_pending_cards(chat: InMemoryAdapter) ->
     sent = await chat.say("/approvals")
     assert sent[0].text == "2 waiting for you:"
     assert [s.card.approval_id for s in sent[1:]] == [first.approval_id, second.approval_id]
+
+
+async def test_old_checkpoints_are_pruned_and_the_audit_log_is_kept(
+        chat: InMemoryAdapter, receiver: WebhookReceiver) -> None:
+    card = card_of(await chat.say("/send crm prune me later"))
+    await chat.press("approve", card.approval_id)
+    director = chat.app.director
+    plan_id = (await director.storage.approvals.get(card.approval_id)).plan_id
+    config = {"configurable": {"thread_id": plan_id}}
+    assert (await director.graph.aget_state(config)).values
+    assert await director.prune(older_than=timedelta(days=1)) == 0
+    events = await director.storage.audit.count()
+    assert await director.prune(older_than=timedelta(0)) >= 1
+    assert not (await director.graph.aget_state(config)).values
+    assert await director.storage.audit.count() == events
+    assert (await director.storage.plans.get(plan_id)).status == "archived"
+    await chat.app.reconcile()  # archived plans are not continued
+    assert receiver.deliveries_of("prune me later") == 1

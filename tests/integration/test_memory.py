@@ -159,3 +159,11 @@ async def test_chat_commands(chat: InMemoryAdapter) -> None:
                            ("/forget", "Usage: /forget"),
                            ("/remember x until 2026-02-31", "is not a date")):
         assert usage in (await chat.say(command))[0].text
+
+
+async def test_context_for_a_turn_is_relevant_and_bounded(memory: Memory) -> None:
+    await memory.add([item(f"n{i}", f"note {i}: " + "filler words " * 40) for i in range(30)]
+                     + [item("key", "Acme renewal is due on March 3")])
+    context = await memory.context("when is the acme renewal", budget=60)
+    assert context.startswith("- [note key] Acme renewal is due on March 3")
+    assert approx_tokens(context) <= 60
