@@ -40,6 +40,16 @@ _SUBJECT = re.compile(
     r"pays|likes|uses|lives|works|owes|needs|asked|signed|paid)\b", re.IGNORECASE)
 _EXPLICIT_SUBJECT = re.compile(r"^(?P<subject>[\w .&'-]{2,60}):\s+\S")
 _WORD = re.compile(r"\w+", re.UNICODE)
+# Words too common to say anything about what a question wants; left out of keyword queries
+# (they only inflate the set of matches the ranker has to score).
+STOPWORDS = frozenset("""
+a about after again all also am an and any are as at be been before being but by can could
+did do does doing done for from had has have having he her here hers him his how i if in into
+is it its just me my myself no nor not now of off on once only or other our ours out over own
+same she should so some such than that the their theirs them then there these they this those
+through to too under until up very was we were what when where which while who whom why will
+with would you your yours please tell show find know get give
+""".split())
 
 
 def subject_of(fact: str) -> str | None:
@@ -70,18 +80,23 @@ class MemoryStore:
 
     async def put(self, items: Sequence[dict[str, Any]]) -> None:
         """Insert or replace items (and their keyword entries)."""
+        columns = [c.name for c in MemoryItem.__table__.c if c.name != "tsv"]
+        rows = [{c: values.get(c) for c in columns} | {
+            "confidence": values.get("confidence", 1.0), "status": values.get("status", "active")}
+            for values in items]
+
         def work(conn: Connection) -> None:
             insert = dialect_insert(conn)(MemoryItem)
-            for values in items:
-                values = {"confidence": 1.0, "status": "active", **values}
-                changes = {k: v for k, v in values.items() if k != "id"}
-                conn.execute(insert.values(**values).on_conflict_do_update(
-                    index_elements=[MemoryItem.id], set_=changes))
-                if conn.dialect.name == "sqlite":
-                    conn.execute(text("DELETE FROM memory_fts WHERE item_id = :id"),
-                                 {"id": values["id"]})
-                    conn.execute(text("INSERT INTO memory_fts(item_id, text) VALUES (:id, :t)"),
-                                 {"id": values["id"], "t": values["text"]})
+            upsert = insert.on_conflict_do_update(
+                index_elements=[MemoryItem.id],
+                set_={c: insert.excluded[c] for c in columns if c != "id"})
+            conn.execute(upsert, rows)  # executemany: one statement, many rows
+            if conn.dialect.name == "sqlite":
+                conn.execute(text("DELETE FROM memory_fts WHERE item_id IN :ids")
+                             .bindparams(bindparam("ids", expanding=True)),
+                             {"ids": [r["id"] for r in rows]})
+                conn.execute(text("INSERT INTO memory_fts(item_id, text) VALUES (:id, :text)"),
+                             [{"id": r["id"], "text": r["text"]} for r in rows])
 
         await self._db.run(work)
 
@@ -118,7 +133,8 @@ class MemoryStore:
                       since: datetime | None = None,
                       until: datetime | None = None) -> list[tuple[str, float]]:
         """Best keyword matches ``(id, score)`` among active, unexpired items."""
-        words = _WORD.findall(query.lower())
+        words = [w for w in _WORD.findall(query.lower()) if w not in STOPWORDS] or \
+            _WORD.findall(query.lower())
         if not words:
             return []
         now = utcnow()
@@ -139,10 +155,14 @@ class MemoryStore:
             where = " AND ".join(filters)
             if conn.dialect.name == "sqlite":
                 # Any of the words (OR), ranked by BM25 (lower is better in FTS5).
+                # Rank inside FTS5 first (its ORDER BY rank LIMIT path), then filter the short
+                # list: joining before ranking made every match pay for the join.
                 params["q"] = " OR ".join(f'"{w}"' for w in words)
-                sql = (f"SELECT f.item_id, bm25(memory_fts) AS rank FROM memory_fts f "
-                       f"JOIN memory_items m ON m.id = f.item_id "
-                       f"WHERE memory_fts MATCH :q AND {where} ORDER BY rank LIMIT :k")
+                params["pool"] = k * 8
+                sql = (f"SELECT f.item_id, f.rank FROM (SELECT item_id, rank FROM memory_fts "
+                       f"WHERE memory_fts MATCH :q ORDER BY rank LIMIT :pool) f "
+                       f"JOIN memory_items m ON m.id = f.item_id WHERE {where} "
+                       f"ORDER BY f.rank LIMIT :k")
             else:
                 params["q"] = " | ".join(words)
                 sql = (f"SELECT m.id, -ts_rank(m.tsv, to_tsquery('english', :q)) AS rank "
@@ -232,29 +252,39 @@ class Memory:
         Args:
             mode: ``hybrid`` (default), ``keyword`` or ``vector``.
         """
-        rankings: list[list[str]] = []
+        searches = []
         if mode in ("hybrid", "keyword"):
-            rankings.append([i for i, _ in await self.store.keyword(
-                query, CANDIDATES, kinds=kinds, since=since, until=until)])
+            searches.append(self.store.keyword(query, CANDIDATES, kinds=kinds, since=since,
+                                               until=until))
         if mode in ("hybrid", "vector"):
             vector = as_matrix(self.embeddings, [query])[0]
-            rankings.append([i for i, _ in await self.index.search(
-                vector, CANDIDATES, kinds=kinds, since=since, until=until)])
+            searches.append(self.index.search(vector, CANDIDATES, kinds=kinds, since=since,
+                                              until=until))
+        # Both at once: keyword search runs on the database thread, vector search in numpy.
+        rankings = [[i for i, _ in found] for found in await asyncio.gather(*searches)]
         fused: dict[str, float] = {}
         for ranking in rankings:
             for rank, item_id in enumerate(ranking):
                 fused[item_id] = fused.get(item_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-        items = await self.store.get_many(list(fused))
+        # Load the best few first: recency can lift a score by at most (1 + recency_weight), so
+        # a short list usually settles the top k; more is loaded when filters thin it out.
+        ordered = sorted(fused, key=fused.__getitem__, reverse=True)
         now = utcnow()
-        hits = []
-        for item_id, score in fused.items():
-            item = items.get(item_id)
-            if item is None or item.status != "active" or (
-                    item.expires_at is not None and item.expires_at <= now):
-                continue
-            age_days = max((now - item.created_at).total_seconds() / 86400, 0.0)
-            recency = 0.5 ** (age_days / self.half_life)
-            hits.append(Hit(item, score * (1 + self.recency_weight * recency)))
+        hits: list[Hit] = []
+        batch = max(6 * k, 30)
+        for start in range(0, len(ordered), batch):
+            ids = ordered[start:start + batch]
+            items = await self.store.get_many(ids)
+            for item_id in ids:
+                item = items.get(item_id)
+                if item is None or item.status != "active" or (
+                        item.expires_at is not None and item.expires_at <= now):
+                    continue
+                age_days = max((now - item.created_at).total_seconds() / 86400, 0.0)
+                recency = 0.5 ** (age_days / self.half_life)
+                hits.append(Hit(item, fused[item_id] * (1 + self.recency_weight * recency)))
+            if len(hits) >= k:
+                break
         hits.sort(key=lambda h: h.score, reverse=True)
         return hits[:k]
 

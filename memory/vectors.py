@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,13 +87,14 @@ class SqliteNumpyIndex:
         if not items:
             return
 
+        rows = [{"id": item.id, "kind": item.kind, "created_at": item.created_at,
+                 "vector": np.asarray(item.vector, dtype=np.float32).tobytes()} for item in items]
+
         def work(conn: Connection) -> int:
             insert = dialect_insert(conn)(MemoryVector)
-            for item in items:
-                values = {"kind": item.kind, "created_at": item.created_at,
-                          "vector": np.asarray(item.vector, dtype=np.float32).tobytes()}
-                conn.execute(insert.values(id=item.id, **values).on_conflict_do_update(
-                    index_elements=[MemoryVector.id], set_=values))
+            conn.execute(insert.on_conflict_do_update(
+                index_elements=[MemoryVector.id],
+                set_={c: insert.excluded[c] for c in ("kind", "created_at", "vector")}), rows)
             return _bump(conn)
 
         version = await self._db.run(work)
@@ -129,15 +131,22 @@ class SqliteNumpyIndex:
         n = len(self._ids)
         if n == 0 or k <= 0:
             return []
-        scores = self._matrix[:n] @ np.asarray(vector, dtype=np.float32)
-        mask = np.ones(n, dtype=bool)
-        if kinds is not None:
-            mask &= np.isin(self._kinds[:n], list(kinds))
-        if since is not None:
-            mask &= self._times[:n] >= since.timestamp()
-        if until is not None:
-            mask &= self._times[:n] < until.timestamp()
-        candidates = np.flatnonzero(mask)
+        matrix = self._matrix[:n]
+        query = np.asarray(vector, dtype=np.float32)
+        # numpy releases the GIL for the product: off the event loop, beside other work.
+        scores = await asyncio.to_thread(matrix.__matmul__, query) if n > 20_000 \
+            else matrix @ query
+        if kinds is None and since is None and until is None:
+            candidates = np.arange(n)
+        else:
+            mask = np.ones(n, dtype=bool)
+            if kinds is not None:
+                mask &= np.isin(self._kinds[:n], list(kinds))
+            if since is not None:
+                mask &= self._times[:n] >= since.timestamp()
+            if until is not None:
+                mask &= self._times[:n] < until.timestamp()
+            candidates = np.flatnonzero(mask)
         if candidates.size == 0:
             return []
         chosen = scores[candidates]

@@ -167,3 +167,21 @@ async def test_context_for_a_turn_is_relevant_and_bounded(memory: Memory) -> Non
     context = await memory.context("when is the acme renewal", budget=60)
     assert context.startswith("- [note key] Acme renewal is due on March 3")
     assert approx_tokens(context) <= 60
+
+
+async def test_hybrid_retrieval_beats_both_single_methods_on_the_labelled_set(
+        memory: Memory) -> None:
+    from bench.data.juniper_memory import ITEMS, QUERIES
+
+    now = utcnow()
+    await memory.add([{"id": i, "kind": kind, "text": text, "source": "seed",
+                       "created_at": now - timedelta(days=n % 90)}
+                      for n, (i, kind, text) in enumerate(ITEMS)])
+    recall = {}
+    for mode in ("keyword", "vector", "hybrid"):
+        found = 0.0
+        for query, relevant in QUERIES:
+            top = {h.item.id for h in await memory.search(query, k=5, mode=mode)}
+            found += len(top & set(relevant)) / len(relevant)
+        recall[mode] = found / len(QUERIES)
+    assert recall["hybrid"] > max(recall["keyword"], recall["vector"]), recall
