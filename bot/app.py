@@ -7,6 +7,7 @@ replies to the adapter of the channel they are addressed to.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
+from langchain_core.embeddings import Embeddings
 
 from bot.adapters.base import Admitted, ChatAdapter
 from bot.delivery import DeliveryQueue
@@ -268,8 +270,17 @@ def notes_dir(settings: Settings) -> Path:
 
 
 async def build_memory(settings: Settings, db: Database, stack: AsyncExitStack) -> Memory:
-    """The memory service: static embeddings, vectors in the state database or in Weaviate."""
-    embeddings = StaticEmbeddings()
+    """The memory service: static embeddings (or the configured LangChain class), vectors in
+    the state database or in Weaviate."""
+    embeddings: Embeddings = StaticEmbeddings()
+    if settings.memory.embeddings:
+        module, _, name = settings.memory.embeddings.partition(":")
+        try:
+            embeddings = getattr(importlib.import_module(module), name)(
+                **settings.memory.embeddings_options)
+        except (ImportError, AttributeError, TypeError) as exc:
+            raise ValueError(f"[memory] embeddings = {settings.memory.embeddings!r} cannot be "
+                             f"built: {exc}") from exc
     index: VectorIndex
     if settings.memory.weaviate_url:
         import weaviate
@@ -283,7 +294,7 @@ async def build_memory(settings: Settings, db: Database, stack: AsyncExitStack) 
         stack.push_async_callback(client.close)
         index = WeaviateIndex(client)
     else:
-        index = SqliteNumpyIndex(db, dims=embeddings.dims)
+        index = SqliteNumpyIndex(db, dims=getattr(embeddings, "dims", None))
     return Memory(db=db, index=index, embeddings=embeddings,
                   recency_half_life_days=settings.memory.recency_half_life_days)
 

@@ -46,7 +46,11 @@ def _configure_logging(*, to_file: Path | None, level: int) -> None:
 
 async def run_chat(settings: Settings) -> int:
     """The terminal session: reconcile, show pending cards, then converse until EOF."""
-    app = await SoloApp.open(settings)
+    try:
+        app = await SoloApp.open(settings)
+    except ValueError as exc:
+        print(f"solo: {exc}", file=sys.stderr)
+        return 2
     try:
         console = ConsoleAdapter(timezone=app.timezone)
         if console.interactive:
@@ -79,7 +83,11 @@ async def run_serve(settings: Settings) -> int:
     except ValueError as exc:
         print(f"solo serve: {exc}", file=sys.stderr)
         return 2
-    app = await SoloApp.open(settings)
+    try:
+        app = await SoloApp.open(settings)
+    except ValueError as exc:
+        print(f"solo serve: {exc}", file=sys.stderr)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

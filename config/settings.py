@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -134,6 +134,11 @@ class MemorySettings(BaseModel):
     """Checkpoints of finished plans are deleted after this; the audit log is never pruned."""
     weaviate_url: str = ""
     """Empty: vectors in the state database (exact search). Otherwise a Weaviate endpoint."""
+    embeddings: str = ""
+    """Empty: the bundled static model. Otherwise any LangChain ``Embeddings`` class as
+    ``module:Class`` (e.g. ``langchain_openai:OpenAIEmbeddings``), built with
+    ``embeddings_options``."""
+    embeddings_options: dict[str, Any] = Field(default_factory=dict)
 
 
 class PolicySettings(BaseModel):

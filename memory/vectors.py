@@ -69,14 +69,15 @@ class SqliteNumpyIndex:
 
     Args:
         db: the state database.
-        dims: vector dimensions.
+        dims: vector dimensions; None to learn them from the first vector seen (a model behind
+            an API need not be asked at start-up).
     """
 
-    def __init__(self, db: Database, *, dims: int) -> None:
+    def __init__(self, db: Database, *, dims: int | None) -> None:
         self._db = db
         self.dims = dims
         self._loaded_version: int | None = None
-        self._matrix = np.zeros((0, dims), dtype=np.float32)
+        self._matrix = np.zeros((0, dims or 0), dtype=np.float32)
         self._ids: list[str] = []
         self._rows: dict[str, int] = {}
         self._kinds = np.zeros(0, dtype=object)
@@ -86,7 +87,7 @@ class SqliteNumpyIndex:
         """See :class:`VectorIndex`."""
         if not items:
             return
-
+        self.dims = self.dims or len(items[0].vector)
         rows = [{"id": item.id, "kind": item.kind, "created_at": item.created_at,
                  "vector": np.asarray(item.vector, dtype=np.float32).tobytes()} for item in items]
 
@@ -127,6 +128,7 @@ class SqliteNumpyIndex:
                      since: datetime | None = None,
                      until: datetime | None = None) -> list[tuple[str, float]]:
         """See :class:`VectorIndex`."""
+        self.dims = self.dims or len(vector)
         await self._refresh()
         n = len(self._ids)
         if n == 0 or k <= 0:

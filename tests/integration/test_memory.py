@@ -185,3 +185,25 @@ async def test_hybrid_retrieval_beats_both_single_methods_on_the_labelled_set(
             found += len(top & set(relevant)) / len(relevant)
         recall[mode] = found / len(QUERIES)
     assert recall["hybrid"] > max(recall["keyword"], recall["vector"]), recall
+
+
+async def test_any_langchain_embeddings_class_can_be_configured(tmp_path: Path) -> None:
+    from bot.app import SoloApp
+    from config import Settings
+
+    settings = Settings.model_validate({
+        "storage": {"data_dir": tmp_path},
+        "memory": {"embeddings": "langchain_core.embeddings.fake:DeterministicFakeEmbedding",
+                   "embeddings_options": {"size": 32}}})
+    app = await SoloApp.open(settings)
+    chat = InMemoryAdapter()
+    await app.add_adapter(chat, operators={"operator"})
+    try:
+        await chat.say("/remember Dana prefers video calls")
+        assert "Dana prefers video calls" in (await chat.say("/memory dana calls"))[0].text
+    finally:
+        await app.aclose()
+    bad = Settings.model_validate({"storage": {"data_dir": tmp_path / "b"},
+                                   "memory": {"embeddings": "no_such_module:Nope"}})
+    with pytest.raises(ValueError, match="cannot be built"):
+        await SoloApp.open(bad)
