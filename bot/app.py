@@ -28,8 +28,9 @@ from connectors.webhooks import WebhookConnector
 from graph.checkpoints import postgres_checkpointer, sqlite_checkpointer
 from graph.director import Director, DirectorDeps
 from graph.events import Inbound, Reply
+from graph.local_understanding import LocalUnderstander
 from graph.policy import Policy
-from graph.understanding import CommandUnderstander
+from graph.understanding import Understander
 from memory.db import Database, libpq_url, open_database, urgent
 from memory.embeddings import StaticEmbeddings
 from memory.knowledge import Memory
@@ -97,7 +98,8 @@ class SoloApp:
             memory = await build_memory(settings, db, stack)
             deps = DirectorDeps(
                 storage=storage, connectors=connectors, webhooks=webhooks,
-                policy=build_policy(settings), understander=CommandUnderstander(),
+                policy=build_policy(settings),
+                understander=build_understander(settings, memory.embeddings),
                 timezone=ZoneInfo(settings.operator.timezone), memory=memory,
                 notes_dir=notes_dir(settings))
             director = Director(deps=deps, checkpointer=checkpointer)
@@ -297,6 +299,16 @@ async def build_memory(settings: Settings, db: Database, stack: AsyncExitStack) 
         index = SqliteNumpyIndex(db, dims=getattr(embeddings, "dims", None))
     return Memory(db=db, index=index, embeddings=embeddings,
                   recency_half_life_days=settings.memory.recency_half_life_days)
+
+
+def build_understander(settings: Settings, embeddings: Embeddings) -> Understander:
+    """The configured understander: the offline local one unless ``[llm] model`` is set."""
+    if settings.llm.model:
+        raise ValueError(f"[llm] model = {settings.llm.model!r}: the LLM understander is not "
+                         "available in this version; leave it empty for the local one")
+    return LocalUnderstander(embeddings=embeddings,
+                             webhooks=[n.lower() for n in settings.connectors.webhooks],
+                             timezone=ZoneInfo(settings.operator.timezone))
 
 
 def build_policy(settings: Settings) -> Policy:

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from bot.adapters.console import ConsoleAdapter
-from bot.app import SoloApp, build_adapters
+from bot.app import SoloApp, build_adapters, build_understander
 from config import ConfigError, Settings, load_settings
-from graph.understanding import CommandUnderstander
+from memory.embeddings import StaticEmbeddings
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +119,14 @@ async def run_serve(settings: Settings) -> int:
     return 0
 
 
-async def run_understand(text: str) -> int:
-    """Print what the understander makes of ``text`` (``-``: one message per stdin line)."""
-    understander = CommandUnderstander()
+async def run_understand(settings: Settings, text: str) -> int:
+    """Print what the configured understander makes of ``text`` (``-``: one message per stdin
+    line), as one JSON object per message."""
+    try:
+        understander = build_understander(settings, StaticEmbeddings())
+    except ValueError as exc:
+        print(f"solo understand: {exc}", file=sys.stderr)
+        return 2
     lines = sys.stdin if text == "-" else [text]
     for line in lines:
         intent = await understander.understand(line.rstrip("\n"))
@@ -140,13 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     understand.add_argument("text", help="a message, or - to read one per line from stdin")
     args = parser.parse_args(argv)
 
-    if args.command == "understand":
-        return asyncio.run(run_understand(args.text))
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
         print(f"solo: {exc}", file=sys.stderr)
         return 2
+    if args.command == "understand":
+        return asyncio.run(run_understand(settings, args.text))
     if args.command == "chat":
         _configure_logging(to_file=settings.storage.data_dir / "solo.log", level=logging.INFO)
         try:

@@ -58,6 +58,11 @@ HELP = """Solo OS — commands:
 /forget ID — erase a memory item (the decision is audited)
 /help — this list"""
 
+EXAMPLE_COMMANDS = {
+    "note": "/note TEXT", "send": "/send NAME TEXT", "remind": "/remind WHEN TEXT",
+    "remember": "/remember FACT", "recall": "/memory QUERY", "forget": "/forget ID",
+    "summary": "/summary", "status": "/status", "approvals": "/approvals", "audit": "/audit",
+    "budget": "/budget", "help": "/help"}
 NOT_YET = {"remind": "reminders", "summary": "daily summaries", "budget": "the budget meter"}
 _UNTIL = re.compile(r"\s+until\s+(\d{4}-\d{2}-\d{2})\s*$", re.IGNORECASE)
 
@@ -145,6 +150,11 @@ async def make_plan(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[st
         action = Action(kind="note.create", connector=deps.notes, args={"text": slots["text"]})
         return {"steps": [{"action": asdict(action)}]}
     if intent.name == "send":
+        if not slots.get("webhook") or not slots.get("text"):
+            known = ", ".join(sorted(deps.webhooks)) or "none configured"
+            return {"steps": [], "replies": [_say(
+                "Which webhook, and what should it say? Write it as /send NAME TEXT "
+                f"(known webhooks: {known}).")]}
         connector = deps.webhooks.get(slots["webhook"])
         if connector is None:
             known = ", ".join(sorted(deps.webhooks)) or "none configured"
@@ -255,7 +265,12 @@ async def _answer(intent: Intent, deps: DirectorDeps) -> list[dict[str, Any]]:
     if intent.name in NOT_YET:
         return [_say(f"/{intent.slots.get('command', intent.name)}: {NOT_YET[intent.name]} "
                      "are not available in this version yet.")]
-    return [_say("I only understand commands for now. For example:\n"
+    choices = intent.slots.get("choices")
+    if choices:
+        return [_say(f"I'm not sure what you mean: {choices[0]} or {choices[1]}? Say it with a "
+                     f"command to be sure, e.g. {EXAMPLE_COMMANDS.get(choices[0], '/help')} or "
+                     f"{EXAMPLE_COMMANDS.get(choices[1], '/help')}.")]
+    return [_say("I did not understand that. For example:\n"
                  "/note pricing call went well\n/send crm Invoice 42 is paid\nSee /help for all.")]
 
 

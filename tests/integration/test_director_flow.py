@@ -120,7 +120,7 @@ async def test_malformed_commands_get_clear_messages(chat: InMemoryAdapter) -> N
         "/send crm": "Usage: /send NAME TEXT",
         "/send nosuchhook hello": 'No webhook named "nosuchhook". Known webhooks: crm',
         "/frobnicate": "Unknown command /frobnicate. Try /help.",
-        "hello there": "I only understand commands for now",
+        "hello there": "Say it with a command to be sure",
         "/remind tomorrow call Alice": "not available in this version yet",
         "/send crm " + "x" * 20_000: "the limit is 16000",
         "/help extra words": "Solo OS — commands:",
@@ -211,3 +211,16 @@ async def test_old_checkpoints_are_pruned_and_the_audit_log_is_kept(
     assert (await director.storage.plans.get(plan_id)).status == "archived"
     await chat.app.reconcile()  # archived plans are not continued
     assert receiver.deliveries_of("prune me later") == 1
+
+
+async def test_free_text_works_like_the_commands(chat: InMemoryAdapter, settings: Settings,
+                                                 receiver: WebhookReceiver) -> None:
+    saved = await chat.say("note: pricing call went well, they want annual billing")
+    assert saved[0].text.startswith("Done: note saved")
+    notes = list((settings.storage.data_dir / "notes").glob("*.md"))
+    assert "they want annual billing" in notes[0].read_text()
+    card = card_of(await chat.say("send the crm hook that invoice 42 is paid"))
+    assert ["payload", None, '{"text": "invoice 42 is paid"}'] in card.diffs[0]["fields"]
+    assert receiver.posts == []  # free text never skips the approval card
+    later = await chat.say("remind me to call Alice tomorrow at 9")
+    assert "not available in this version yet" in later[0].text
