@@ -12,6 +12,7 @@ import logging
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -25,9 +26,11 @@ from connectors.base import Connector
 from connectors.notes import NotesVaultConnector
 from connectors.retry import RetryPolicy
 from connectors.webhooks import WebhookConnector
+from graph.budget import BudgetMeter, Caps, Prices
 from graph.checkpoints import postgres_checkpointer, sqlite_checkpointer
 from graph.director import Director, DirectorDeps
 from graph.events import Inbound, Reply
+from graph.llm import LLMUnderstander
 from graph.local_understanding import LocalUnderstander
 from graph.policy import Policy
 from graph.understanding import Understander
@@ -96,10 +99,19 @@ class SoloApp:
             client = await stack.enter_async_context(httpx.AsyncClient())
             connectors, webhooks = build_connectors(settings, client)
             memory = await build_memory(settings, db, stack)
+            local = build_understander(settings, memory.embeddings)
+            meter = BudgetMeter(
+                storage=storage, timezone=ZoneInfo(settings.operator.timezone),
+                prices=Prices(settings.llm.input_usd_per_million,
+                              settings.llm.output_usd_per_million),
+                caps=Caps(settings.budget.daily_usd, settings.budget.per_plan_usd,
+                          settings.budget.per_job_usd))
             deps = DirectorDeps(
                 storage=storage, connectors=connectors, webhooks=webhooks,
                 policy=build_policy(settings),
-                understander=build_understander(settings, memory.embeddings),
+                understander=build_llm_understander(settings, meter) or local,
+                fallback=local, meter=meter if settings.llm.model else None,
+                context_tokens=settings.memory.context_tokens,
                 timezone=ZoneInfo(settings.operator.timezone), memory=memory,
                 notes_dir=notes_dir(settings))
             director = Director(deps=deps, checkpointer=checkpointer)
@@ -301,11 +313,31 @@ async def build_memory(settings: Settings, db: Database, stack: AsyncExitStack) 
                   recency_half_life_days=settings.memory.recency_half_life_days)
 
 
+def build_llm_understander(settings: Settings, meter: BudgetMeter) -> LLMUnderstander | None:
+    """The LLM understander when ``[llm] model`` is set (``init_chat_model``), else None."""
+    llm = settings.llm
+    if not llm.model:
+        return None
+    from langchain.chat_models import init_chat_model
+
+    kwargs: dict[str, Any] = {"timeout": llm.timeout_seconds, "max_retries": 0,
+                              "max_tokens": llm.max_output_tokens}
+    if llm.base_url:
+        kwargs["base_url"] = llm.base_url
+    if llm.api_key is not None:
+        kwargs["api_key"] = llm.api_key.get_secret_value()
+    try:
+        model = init_chat_model(llm.model, **kwargs)
+    except (ImportError, ValueError) as exc:
+        raise ValueError(f"[llm] model = {llm.model!r} cannot be used: {exc}") from exc
+    return LLMUnderstander(model=model, model_name=llm.model, meter=meter,
+                           webhooks=[n.lower() for n in settings.connectors.webhooks],
+                           zone=settings.operator.timezone,
+                           max_output_tokens=llm.max_output_tokens)
+
+
 def build_understander(settings: Settings, embeddings: Embeddings) -> Understander:
-    """The configured understander: the offline local one unless ``[llm] model`` is set."""
-    if settings.llm.model:
-        raise ValueError(f"[llm] model = {settings.llm.model!r}: the LLM understander is not "
-                         "available in this version; leave it empty for the local one")
+    """The offline understander (also the fallback when a model is configured)."""
     return LocalUnderstander(embeddings=embeddings,
                              webhooks=[n.lower() for n in settings.connectors.webhooks],
                              timezone=ZoneInfo(settings.operator.timezone))

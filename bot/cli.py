@@ -121,16 +121,31 @@ async def run_serve(settings: Settings) -> int:
 
 async def run_understand(settings: Settings, text: str) -> int:
     """Print what the configured understander makes of ``text`` (``-``: one message per stdin
-    line), as one JSON object per message."""
-    try:
+    line), as one JSON object per message. With a model configured, calls are metered like any
+    other; a failure prints ``{"error": ...}`` for that line."""
+    lines = sys.stdin if text == "-" else [text]
+    if not settings.llm.model:
         understander = build_understander(settings, StaticEmbeddings())
+        for line in lines:
+            intent = await understander.understand(line.rstrip("\n"))
+            print(json.dumps(intent.to_dict(), ensure_ascii=False), flush=True)
+        return 0
+    try:
+        app = await SoloApp.open(settings)
     except ValueError as exc:
         print(f"solo understand: {exc}", file=sys.stderr)
         return 2
-    lines = sys.stdin if text == "-" else [text]
-    for line in lines:
-        intent = await understander.understand(line.rstrip("\n"))
-        print(json.dumps(intent.to_dict(), ensure_ascii=False), flush=True)
+    try:
+        for number, line in enumerate(lines):
+            context = {"plan_id": f"understand-{number}", "actor": "cli", "channel": "cli"}
+            try:
+                result = (await app.director.deps.understander.understand(
+                    line.rstrip("\n"), context)).to_dict()
+            except Exception as exc:
+                result = {"error": f"{type(exc).__name__}: {exc}"}
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+    finally:
+        await app.aclose()
     return 0
 
 

@@ -120,8 +120,21 @@ class LLMSettings(BaseModel):
     """A LangChain chat model; an empty model means the offline local understander."""
 
     model: str = ""
+    """``provider:model`` for ``init_chat_model``, e.g. ``openai:gpt-4o-mini``."""
     base_url: str = ""
     api_key: SecretStr | None = None
+    timeout_seconds: float = Field(default=20.0, gt=0)
+    max_output_tokens: int = Field(default=600, gt=0)
+    input_usd_per_million: float = Field(default=0.0, ge=0)
+    output_usd_per_million: float = Field(default=0.0, ge=0)
+
+
+class BudgetSettings(BaseModel):
+    """Hard caps on model spending, in USD (0 = no cap)."""
+
+    daily_usd: float = Field(default=1.0, ge=0)
+    per_plan_usd: float = Field(default=0.10, ge=0)
+    per_job_usd: float = Field(default=0.05, ge=0)
 
 
 class MemorySettings(BaseModel):
@@ -165,6 +178,7 @@ class Settings(BaseSettings):
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
     def configured_adapters(self) -> list[str]:

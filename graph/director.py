@@ -17,12 +17,13 @@ import asyncio
 import base64
 import hashlib
 import logging
+import operator
 import re
 import weakref
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 from zoneinfo import ZoneInfo
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -38,9 +39,11 @@ from connectors.base import (
     PermanentError,
     Receipt,
 )
+from graph.budget import BudgetExceeded, BudgetMeter
 from graph.events import ApprovalCard, Inbound, Reply
+from graph.llm import LLMUnderstander, MalformedOutput, ModelUnavailable
 from graph.policy import RISKS, Policy
-from graph.understanding import Intent, Understander
+from graph.understanding import Intent, Understander, parse_command
 from memory.knowledge import Memory
 from memory.models import Approval, utcnow
 from memory.stores import Storage
@@ -63,7 +66,7 @@ EXAMPLE_COMMANDS = {
     "remember": "/remember FACT", "recall": "/memory QUERY", "forget": "/forget ID",
     "summary": "/summary", "status": "/status", "approvals": "/approvals", "audit": "/audit",
     "budget": "/budget", "help": "/help"}
-NOT_YET = {"remind": "reminders", "summary": "daily summaries", "budget": "the budget meter"}
+NOT_YET = {"remind": "reminders", "summary": "daily summaries"}
 _UNTIL = re.compile(r"\s+until\s+(\d{4}-\d{2}-\d{2})\s*$", re.IGNORECASE)
 
 
@@ -101,6 +104,10 @@ class DirectorDeps:
     notes: str | None = "notes"
     memory: Memory | None = None
     notes_dir: Path | None = None
+    fallback: Understander | None = None
+    """Used when the model cannot be (provider down, budget kept)."""
+    meter: BudgetMeter | None = None
+    context_tokens: int = 800
 
 
 class PlanState(TypedDict, total=False):
@@ -113,7 +120,8 @@ class PlanState(TypedDict, total=False):
     approval_id: str | None
     decision: str | None
     results: list[dict[str, Any]]
-    replies: list[dict[str, Any]]
+    replies: Annotated[list[dict[str, Any]], operator.add]
+    """Appended to by each node (a notice from understanding, an answer, the receipts)."""
 
 
 def _say(text: str) -> dict[str, Any]:
@@ -128,13 +136,61 @@ def _when(moment: datetime | None, tz: ZoneInfo) -> str:
 
 async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
     """Map the operator's text to an intent."""
+    deps = runtime.context
     inbound = Inbound.from_dict(state["inbound"])
     if inbound.attachment and not inbound.text.strip():
         intent = Intent("unknown", {"error": f"I cannot read {inbound.attachment['kind']} "
                                              "messages in this version yet; please type it."})
-    else:
-        intent = await runtime.context.understander.understand(inbound.text)
-    return {"intent": intent.to_dict()}
+        return {"intent": intent.to_dict()}
+    if not isinstance(deps.understander, LLMUnderstander) or parse_command(inbound.text):
+        return {"intent": (await deps.understander.understand(inbound.text)).to_dict()}
+    memory = await deps.memory.context(inbound.text, budget=deps.context_tokens) \
+        if deps.memory else ""
+    context = {"plan_id": state["plan_id"], "actor": inbound.actor, "channel": inbound.channel,
+               "memory": memory}
+    notices: list[dict[str, Any]] = []
+    try:
+        try:
+            intent = await deps.understander.understand(inbound.text, context)
+        except BudgetExceeded as exc:
+            approval = await _budget_approval(state, deps, inbound, exc)
+            if approval.status == "pending":
+                interrupt({"approval_id": approval.id})
+                approval = await deps.storage.approvals.get(approval.id)
+            await deps.storage.approvals.complete(approval.id, receipt_id=None)
+            notices.append({"kind": "card_update", "approval_id": approval.id})
+            if approval.status != "approved":
+                raise ModelUnavailable(f"the budget cap was kept ({approval.status})") from exc
+            intent = await deps.understander.understand(
+                inbound.text, {**context, "over_budget_approved": True})
+    except ModelUnavailable as exc:
+        intent = await deps.fallback.understand(inbound.text)
+        notices.append(_say(f"(The model was not used: {exc}. I used the offline "
+                            "understanding instead.)"))
+    except MalformedOutput as exc:
+        intent = Intent("unknown", {"error": f"The model's answer could not be read as a plan "
+                                             f"({exc}); nothing was done. Try again, or use a "
+                                             "/command."})
+    if memory and intent.slots.get("steps"):
+        # Material from outside was in the prompt: whatever the plan does waits for approval.
+        intent.slots["external"] = True
+    return {"intent": intent.to_dict(), "replies": notices}
+
+
+async def _budget_approval(state: PlanState, deps: DirectorDeps, inbound: Inbound,
+                           exc: BudgetExceeded) -> Approval:
+    now = utcnow()
+    return await deps.storage.approvals.ensure(
+        id=approval_id_for(f"{state['plan_id']}:budget"), plan_id=state["plan_id"],
+        channel=inbound.channel, chat=inbound.chat, kind="budget.exceed", risk="medium",
+        reason=f"A model call for \"{inbound.text[:200]}\" would go over the {exc.cap_name} "
+               "budget cap. Approve to allow this one call; reject to use the offline "
+               "understanding.",
+        diff={"steps": [{"title": "Model call over budget", "fields": [
+            ["cap", None, f"{exc.cap_name} ${exc.cap:.2f}"],
+            ["spent", None, f"${exc.spent:.4f}"],
+            ["this call (estimate)", None, f"${exc.estimate:.4f}"]]}]},
+        created_at=now, expires_at=now + deps.policy.approval_ttl)
 
 
 async def make_plan(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
@@ -144,6 +200,8 @@ async def make_plan(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[st
     slots = intent.slots
     if "error" in slots:
         return {"steps": [], "replies": [_say(slots["error"])]}
+    if slots.get("steps"):
+        return _plan_from_model(slots, deps)
     if intent.name == "note":
         if deps.notes is None or deps.notes not in deps.connectors:
             return {"steps": [], "replies": [_say("The notes vault is not configured.")]}
@@ -166,6 +224,24 @@ async def make_plan(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[st
     if intent.name in ("remember", "recall", "forget"):
         return {"steps": [], "replies": await _memory_answer(intent, state, deps)}
     return {"steps": [], "replies": await _answer(intent, deps)}
+
+
+def _plan_from_model(slots: dict[str, Any], deps: DirectorDeps) -> dict[str, Any]:
+    """Steps proposed by the model, mapped onto configured connectors (or refused)."""
+    steps = []
+    for step in slots["steps"]:
+        if step["action"] == "note.create" and deps.notes in deps.connectors:
+            action = Action(kind="note.create", connector=deps.notes, args={"text": step["text"]})
+        elif step["action"] == "webhook.post" and (step.get("webhook") or "").lower() in \
+                deps.webhooks:
+            action = Action(kind="webhook.post", connector=deps.webhooks[step["webhook"].lower()],
+                            args={"text": step["text"]})
+        else:
+            return {"steps": [], "replies": [_say(
+                f"The plan asks for {step['action']} on {step.get('webhook') or 'notes'}, "
+                "which is not configured; nothing was done.")]}
+        steps.append({"action": asdict(action), "external": bool(slots.get("external"))})
+    return {"steps": steps}
 
 
 async def _memory_answer(intent: Intent, state: PlanState,
@@ -262,6 +338,10 @@ async def _answer(intent: Intent, deps: DirectorDeps) -> list[dict[str, Any]]:
                 parts.append(f"— {event.detail['summary']}")
             lines.append(" ".join(parts))
         return [_say("\n".join(lines))]
+    if intent.name == "budget":
+        if deps.meter is None:
+            return [_say("No model is configured: the offline understanding costs nothing.")]
+        return [_say(await deps.meter.report())]
     if intent.name in NOT_YET:
         return [_say(f"/{intent.slots.get('command', intent.name)}: {NOT_YET[intent.name]} "
                      "are not available in this version yet.")]
@@ -288,7 +368,10 @@ async def gate_steps(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[s
             diff = await connector.preview(action)
         except ConnectorError as exc:
             return {"steps": [], "replies": [_say(f"Cannot do that: {exc}")]}
-        steps.append({**step, "risk": deps.policy.risk_for(action), "diff": diff.to_dict()})
+        risk = deps.policy.risk_for(action)
+        if step.get("external") and risk == "low":
+            risk = "medium"  # derived while outside text was in the prompt
+        steps.append({**step, "risk": risk, "diff": diff.to_dict()})
     risky = [s for s in steps if deps.policy.needs_approval(s["risk"])]
     if not risky:
         return {"steps": steps, "approval_id": None}
@@ -382,7 +465,7 @@ async def record_outcome(state: PlanState, runtime: Runtime[DirectorDeps]) -> di
 
 async def compose_reply(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
     """Say what happened: a receipt per done step, the error per failed one."""
-    replies = list(state.get("replies", []))
+    replies: list[dict[str, Any]] = []
     decision = state.get("decision")
     lines = []
     for step, result in zip(state.get("steps", []), state.get("results", []), strict=False):
@@ -572,7 +655,8 @@ class Director:
             if not snapshot.values:
                 payload = {"plan_id": plan_id, "inbound": plan.inbound}
             elif snapshot.interrupts:
-                approval = await self.storage.approvals.get(snapshot.values["approval_id"])
+                approval = await self.storage.approvals.get(
+                    snapshot.interrupts[0].value["approval_id"])
                 if approval.status == "pending":
                     return []
                 payload = Command(resume=approval.status)
@@ -583,7 +667,8 @@ class Director:
                 return []
         result = await self.graph.ainvoke(payload, config, context=self.deps, durability="exit")
         if result.get("__interrupt__"):
-            approval = await self.storage.approvals.get(result["approval_id"])
+            approval = await self.storage.approvals.get(
+                result["__interrupt__"][0].value["approval_id"])
             replies = [Reply("card", inbound.channel, inbound.chat, card=self.card_for(approval),
                              card_refs=approval.card_refs)]
             return await self._finish(plan_id, "waiting", replies)

@@ -321,6 +321,18 @@ class AuditLog(_Store):
         """The newest events, newest first."""
         return await self._all(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit))
 
+    async def model_cost(self, *, since: datetime | None = None,
+                         plan_id: str | None = None) -> tuple[float, int]:
+        """Cost in USD and number of model calls recorded (since ``since``, for ``plan_id``)."""
+        query = select(func.coalesce(func.sum(AuditEvent.cost_usd), 0.0), func.count()).where(
+            AuditEvent.model.is_not(None))
+        if since is not None:
+            query = query.where(AuditEvent.at >= since)
+        if plan_id is not None:
+            query = query.where(AuditEvent.plan_id == plan_id)
+        cost, calls = await self._db.run(lambda conn: conn.execute(query).one())
+        return float(cost), int(calls)
+
     async def count(self) -> int:
         """Number of events."""
         return await self._db.run(lambda conn: conn.execute(

@@ -1,0 +1,72 @@
+"""A fake OpenAI-compatible chat-completions server on 127.0.0.1 for the real langchain-openai
+client. Each request takes the next scripted reply: a dict to return as the message content
+(JSON), a string (returned as is, e.g. malformed output), an int (an HTTP error status) or
+``("delay", seconds)``. Requests are recorded for assertions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class FakeOpenAI:
+    """Start with ``await server.start()``; ``base_url`` then ends in ``/v1``."""
+
+    script: list[Any] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    usage: tuple[int, int] = (1200, 150)
+    url: str = ""
+    _runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1, port 0."""
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._complete)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        """``[llm] base_url`` for this server."""
+        return f"{self.url}/v1"
+
+    def prompt_text(self, index: int = -1) -> str:
+        """All message contents of request ``index`` joined."""
+        return "\n".join(str(m.get("content")) for m in self.requests[index]["messages"])
+
+    async def _complete(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        reply = self.script.pop(0) if self.script else {"intent": "unknown", "slots": {},
+                                                         "confidence": 0.0, "steps": []}
+        if isinstance(reply, tuple) and reply[0] == "delay":
+            await asyncio.sleep(reply[1])
+            reply = self.script.pop(0) if self.script else {"intent": "help", "slots": {},
+                                                             "confidence": 1.0, "steps": []}
+        if isinstance(reply, int):
+            return web.json_response({"error": {"message": "scripted failure",
+                                                "type": "server_error"}}, status=reply)
+        content = reply if isinstance(reply, str) else json.dumps(reply)
+        prompt, completion = self.usage
+        return web.json_response({
+            "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion",
+            "created": int(time.time()), "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                         "message": {"role": "assistant", "content": content,
+                                     "refusal": None}}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion}})
