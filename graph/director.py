@@ -67,6 +67,8 @@ EXAMPLE_COMMANDS = {
     "summary": "/summary", "status": "/status", "approvals": "/approvals", "audit": "/audit",
     "budget": "/budget", "help": "/help"}
 NOT_YET = {"remind": "reminders", "summary": "daily summaries"}
+_DRAFT = re.compile(r"\b(?:draft|compose|write (?:a|an|the) (?:note|message|email|reply))\b",
+                    re.IGNORECASE)
 _UNTIL = re.compile(r"\s+until\s+(\d{4}-\d{2}-\d{2})\s*$", re.IGNORECASE)
 
 
@@ -143,7 +145,12 @@ async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -
                                              "messages in this version yet; please type it."})
         return {"intent": intent.to_dict()}
     if not isinstance(deps.understander, LLMUnderstander) or parse_command(inbound.text):
-        return {"intent": (await deps.understander.understand(inbound.text)).to_dict()}
+        intent = await deps.understander.understand(inbound.text)
+        notices = []
+        if _DRAFT.search(inbound.text) and intent.name in ("note", "send"):
+            notices.append(_say("(Drafting needs a model: set [llm] model. I used your words "
+                                "as they are.)"))
+        return {"intent": intent.to_dict(), "replies": notices}
     memory = await deps.memory.context(inbound.text, budget=deps.context_tokens) \
         if deps.memory else ""
     context = {"plan_id": state["plan_id"], "actor": inbound.actor, "channel": inbound.channel,

@@ -224,3 +224,9 @@ async def test_free_text_works_like_the_commands(chat: InMemoryAdapter, settings
     assert receiver.posts == []  # free text never skips the approval card
     later = await chat.say("remind me to call Alice tomorrow at 9")
     assert "not available in this version yet" in later[0].text
+
+
+async def test_local_mode_says_that_drafting_needs_a_model(chat: InMemoryAdapter) -> None:
+    sent = await chat.say("note: draft a friendly reply to Luis about the autumn menu")
+    assert sent[0].text.startswith("(Drafting needs a model")
+    assert sent[1].text.startswith("Done: note saved")
