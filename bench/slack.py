@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from bot.app import SoloApp, build_adapters
 from config import Settings
 from tests.support.fake_slack import FakeSlack
 from tests.support.fake_telegram import FakeTelegramServer
+from tests.support.processes import idle_rss_mib
 from tests.support.webhook_receiver import WebhookReceiver
 
 
@@ -132,24 +132,9 @@ async def idle_rss(data: Path) -> float:
         f'operators = [1]\n'
         f'[slack]\nbot_token = "{slack.bot_token}"\nsigning_secret = "{slack.signing_secret}"\n'
         f'base_url = "{slack.api_url}"\nport = {port}\noperators = ["U1"]\n')
-    log = data / "serve.log"
-    with log.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "--config", str(config), "serve", stderr=stderr)
     try:
-        for _ in range(300):
-            if "solo serve: running" in log.read_text():
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError(f"solo serve did not start: {log.read_text()[-2000:]}")
-        await asyncio.sleep(3)
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        return int(next(line.split()[1] for line in status.splitlines()
-                        if line.startswith("VmRSS:"))) / 1024
+        return await idle_rss_mib(config, data / "serve.log")
     finally:
-        proc.terminate()
-        await proc.wait()
         await slack.stop()
         await telegram.stop()
 

@@ -29,6 +29,7 @@ from telegram.ext import Application, ContextTypes, MessageHandler, filters
 from bot.app import SoloApp, build_adapters
 from config import Settings
 from tests.support.fake_telegram import FakeTelegramServer
+from tests.support.processes import idle_rss_mib
 
 CHATS = list(range(1000, 1010))
 
@@ -104,24 +105,9 @@ async def idle_rss(data: Path) -> float:
     config.write_text(f'[storage]\ndata_dir = "{data}"\n[telegram]\ntoken = "{server.token}"\n'
                       f'base_url = "{server.base_url}"\nbase_file_url = "{server.base_file_url}"\n'
                       f"operators = [1000]\n")
-    log = data / "serve.log"
-    with log.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "--config", str(config), "serve", stderr=stderr)
     try:
-        for _ in range(300):
-            if "solo serve: running" in log.read_text():
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError(f"solo serve did not start: {log.read_text()[-2000:]}")
-        await asyncio.sleep(3)
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        return int(next(line.split()[1] for line in status.splitlines()
-                        if line.startswith("VmRSS:"))) / 1024
+        return await idle_rss_mib(config, data / "serve.log")
     finally:
-        proc.terminate()
-        await proc.wait()
         await server.stop()
 
 

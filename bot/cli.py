@@ -44,12 +44,19 @@ def _configure_logging(*, to_file: Path | None, level: int) -> None:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
+async def _open(settings: Settings, prog: str) -> SoloApp | None:
+    """The app, or None after one line on stderr when the configuration cannot be built."""
+    try:
+        return await SoloApp.open(settings)
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None
+
+
 async def run_chat(settings: Settings) -> int:
     """The terminal session: reconcile, show pending cards, then converse until EOF."""
-    try:
-        app = await SoloApp.open(settings)
-    except ValueError as exc:
-        print(f"solo: {exc}", file=sys.stderr)
+    app = await _open(settings, "solo")
+    if app is None:
         return 2
     try:
         console = ConsoleAdapter(timezone=app.timezone)
@@ -83,10 +90,8 @@ async def run_serve(settings: Settings) -> int:
     except ValueError as exc:
         print(f"solo serve: {exc}", file=sys.stderr)
         return 2
-    try:
-        app = await SoloApp.open(settings)
-    except ValueError as exc:
-        print(f"solo serve: {exc}", file=sys.stderr)
+    app = await _open(settings, "solo serve")
+    if app is None:
         return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -130,10 +135,8 @@ async def run_understand(settings: Settings, text: str) -> int:
             intent = await understander.understand(line.rstrip("\n"))
             print(json.dumps(intent.to_dict(), ensure_ascii=False), flush=True)
         return 0
-    try:
-        app = await SoloApp.open(settings)
-    except ValueError as exc:
-        print(f"solo understand: {exc}", file=sys.stderr)
+    app = await _open(settings, "solo understand")
+    if app is None:
         return 2
     try:
         for number, line in enumerate(lines):

@@ -23,6 +23,8 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from tests.support.waiting import wait_until
+
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
 
@@ -193,18 +195,8 @@ class FakeSlack:
 
     async def wait_for(self, predicate, *, timeout: float = 20) -> Any:
         """Wait until ``predicate()`` is truthy (re-checked after every request)."""
-        async def loop() -> Any:
-            while True:
-                result = predicate()
-                if result:
-                    return result
-                self._changed.clear()
-                await self._changed.wait()
-        try:
-            return await asyncio.wait_for(loop(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"condition not met in {timeout} s; calls: "
-                                 f"{[(c.method, c.params) for c in self.calls[-10:]]}") from None
+        return await wait_until(predicate, self._changed, timeout=timeout, describe=lambda: (
+            f"calls: {[(c.method, c.params) for c in self.calls[-10:]]}"))
 
     # --- Web API ---------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.waiting import wait_until
+
 BOT_USER = {"id": 999000, "is_bot": True, "first_name": "Solo", "username": "solo_test_bot"}
 _STRING_FIELDS = {"text", "callback_query_id", "secret_token", "url", "file_id", "action",
                   "parse_mode", "drop_pending_updates"}
@@ -151,18 +153,8 @@ class FakeTelegramServer:
 
     async def wait_for(self, predicate, *, timeout: float = 20) -> Any:
         """Wait until ``predicate()`` is truthy (re-checked after every request)."""
-        async def loop() -> Any:
-            while True:
-                result = predicate()
-                if result:
-                    return result
-                self._changed.clear()
-                await self._changed.wait()
-        try:
-            return await asyncio.wait_for(loop(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"condition not met in {timeout} s; calls: "
-                                 f"{[(c.method, c.params) for c in self.calls[-15:]]}") from None
+        return await wait_until(predicate, self._changed, timeout=timeout, describe=lambda: (
+            f"calls: {[(c.method, c.params) for c in self.calls[-15:]]}"))
 
     def card_buttons(self, message: dict[str, Any]) -> list[str]:
         """``callback_data`` of the inline keyboard of a sent message params."""

@@ -33,3 +33,16 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
         proc.kill()
         await proc.wait()
+
+
+async def idle_rss_mib(config: Path, log: Path, *, settle_seconds: float = 3.0) -> float:
+    """Resident memory of an idle ``solo serve`` started with ``config`` (Linux ``/proc``)."""
+    proc = await start_serve(config, log)
+    try:
+        await asyncio.sleep(settle_seconds)
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines()
+                        if line.startswith("VmRSS:"))) / 1024
+    finally:
+        proc.terminate()
+        await proc.wait()
