@@ -188,6 +188,9 @@ class SoloApp:
                 self._refused.add((inbound.channel, inbound.actor))
                 replies = [Reply("notice", inbound.channel, inbound.chat, text=REFUSAL)]
             return Admitted(inbound, replies=replies)
+        if inbound.verb == "choose":
+            plan_id = await self.director.accept_choice(inbound)
+            return Admitted(inbound, plan_ids=[plan_id] if plan_id else [])
         if inbound.verb is not None:
             plan_ids, replies = await self.director.apply_decision(inbound)
             return Admitted(inbound, plan_ids=plan_ids, replies=replies)
@@ -237,6 +240,8 @@ class SoloApp:
                                            reply.card)
             elif reply.kind == "notice":
                 await adapter.notice(reply.chat, reply.text)
+            elif reply.kind == "choice":
+                await adapter.ask(reply.chat, reply.text, reply.choices)
             else:
                 await adapter.send(reply.chat, reply.text)
 

@@ -125,6 +125,10 @@ class DeliveryQueue:
             return
 
     async def _send(self, row: _Item) -> None:
+        if row.kind == "choice":
+            await self.adapter.ask(row.chat, row.payload["text"],
+                                   [tuple(c) for c in row.payload["choices"]])
+            return
         if row.kind in ("message", "notice"):
             send = self.adapter.send if row.kind == "message" else self.adapter.notice
             await send(row.chat, row.payload["text"])

@@ -43,7 +43,7 @@ from graph.budget import BudgetExceeded, BudgetMeter
 from graph.events import ApprovalCard, Inbound, Reply
 from graph.llm import LLMUnderstander, MalformedOutput, ModelUnavailable
 from graph.policy import RISKS, Policy
-from graph.understanding import Intent, Understander, parse_command
+from graph.understanding import INTENTS, Intent, Understander, parse_command
 from memory.knowledge import Memory
 from memory.models import Approval, utcnow
 from memory.stores import Storage
@@ -140,6 +140,11 @@ async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -
     """Map the operator's text to an intent."""
     deps = runtime.context
     inbound = Inbound.from_dict(state["inbound"])
+    chosen = (inbound.attachment or {}).get("intent")
+    if chosen:  # the operator tapped one of the intents offered when unsure
+        slots_of = getattr(deps.fallback or deps.understander, "slots", None)
+        slots = slots_of(chosen, inbound.text) if slots_of else {}
+        return {"intent": Intent(chosen, slots, 1.0).to_dict()}
     if inbound.attachment and not inbound.text.strip():
         intent = Intent("unknown", {"error": f"I cannot read {inbound.attachment['kind']} "
                                              "messages in this version yet; please type it."})
@@ -283,7 +288,7 @@ async def _memory_answer(intent: Intent, state: PlanState,
         if not query:
             return [_say("Usage: /memory QUERY")]
         await memory.catch_up(notes_dir=deps.notes_dir)
-        hits = await memory.search(query, k=5)
+        hits = await memory.search(query, k=5, exclude=[f"turn:{state['plan_id']}"])
         if not hits:
             return [_say(f'Nothing in memory matches "{query}".')]
         lines = [f'Best matches for "{query}":']
@@ -354,9 +359,10 @@ async def _answer(intent: Intent, deps: DirectorDeps) -> list[dict[str, Any]]:
                      "are not available in this version yet.")]
     choices = intent.slots.get("choices")
     if choices:
-        return [_say(f"I'm not sure what you mean: {choices[0]} or {choices[1]}? Say it with a "
-                     f"command to be sure, e.g. {EXAMPLE_COMMANDS.get(choices[0], '/help')} or "
-                     f"{EXAMPLE_COMMANDS.get(choices[1], '/help')}.")]
+        return [{"kind": "choice", "text": (
+            f"I'm not sure what you mean: {choices[0]} or {choices[1]}? Tap one, or say it "
+            f"with a command to be sure, e.g. {EXAMPLE_COMMANDS.get(choices[0], '/help')}."),
+            "choices": choices}]
     return [_say("I did not understand that. For example:\n"
                  "/note pricing call went well\n/send crm Invoice 42 is paid\nSee /help for all.")]
 
@@ -570,6 +576,21 @@ class Director:
         self._fresh[plan_id] = inbound
         return plan_id
 
+    async def accept_choice(self, inbound: Inbound) -> str | None:
+        """A tap on one of the intents offered when unsure: a new plan for the original message
+        with that intent. None for a repeated tap or a choice that no longer exists.
+
+        The new plan's event id is the choice itself, so a double tap (two platform events)
+        still starts one plan."""
+        plan_id, _, chosen = (inbound.approval_id or "").partition(":")
+        plan = await self.storage.plans.get(plan_id)
+        if plan is None or chosen not in INTENTS:
+            return None
+        original = Inbound.from_dict(plan.inbound)
+        return await self.accept(replace(inbound, event_id=f"choice:{plan_id}:{chosen}",
+                                         text=original.text, verb=None, approval_id=None,
+                                         attachment={"intent": chosen}))
+
     async def decide(self, inbound: Inbound) -> list[Reply]:
         """Apply a button press (``inbound.verb`` on ``inbound.approval_id``) and carry it out."""
         plan_ids, replies = await self.apply_decision(inbound)
@@ -696,6 +717,10 @@ class Director:
     async def _reply(self, inbound: Inbound, item: dict[str, Any]) -> Reply:
         if item["kind"] == "message":
             return Reply("message", inbound.channel, inbound.chat, text=item["text"])
+        if item["kind"] == "choice":
+            plan_id = plan_id_for(inbound.channel, inbound.event_id)
+            return Reply("choice", inbound.channel, inbound.chat, text=item["text"],
+                         choices=[(name, f"{plan_id}:{name}") for name in item["choices"]])
         approval = await self.storage.approvals.get(item["approval_id"])
         return Reply(item["kind"], approval.channel, approval.chat, card=self.card_for(approval),
                      card_refs=approval.card_refs)

@@ -72,9 +72,11 @@ class Reply:
 
     Attributes:
         kind: ``message`` (text), ``card`` (post an approval card), ``card_update`` (edit a posted
-            card to show its outcome) or ``notice`` (a short answer to a button press; ephemeral
-            where the platform allows).
+            card to show its outcome), ``notice`` (a short answer to a button press; ephemeral
+            where the platform allows) or ``choice`` (a question with buttons).
         channel, chat: the destination.
+        choices: for ``choice``: ``(label, data)``; a press comes back as an inbound event with
+            ``verb="choose"`` and ``approval_id=data``.
     """
 
     kind: str
@@ -85,10 +87,13 @@ class Reply:
     card_refs: dict[str, list[Any]] = field(default_factory=dict)
     delivery_id: int | None = None
     """Set when the reply is already queued in the ``deliveries`` table."""
+    choices: list[tuple[str, str]] = field(default_factory=list)
 
     def delivery_payload(self) -> dict[str, Any]:
         """What the delivery queue stores: the text, or the approval id of a card (rendered
         when sent, so that it shows the approval's state at that moment)."""
         if self.kind in ("card", "card_update"):
             return {"approval_id": self.card.approval_id}
+        if self.kind == "choice":
+            return {"text": self.text, "choices": [list(c) for c in self.choices]}
         return {"text": self.text}

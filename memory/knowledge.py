@@ -246,11 +246,13 @@ class Memory:
 
     async def search(self, query: str, k: int = 5, *, mode: str = "hybrid",
                      kinds: Sequence[str] | None = None, since: datetime | None = None,
-                     until: datetime | None = None) -> list[Hit]:
+                     until: datetime | None = None,
+                     exclude: Sequence[str] = ()) -> list[Hit]:
         """The ``k`` most relevant active items for ``query``.
 
         Args:
             mode: ``hybrid`` (default), ``keyword`` or ``vector``.
+            exclude: item ids to leave out (the question itself, as a conversation turn).
         """
         searches = []
         if mode in ("hybrid", "keyword"):
@@ -268,7 +270,8 @@ class Memory:
                 fused[item_id] = fused.get(item_id, 0.0) + 1.0 / (RRF_K + rank + 1)
         # Load the best few first: recency can lift a score by at most (1 + recency_weight), so
         # a short list usually settles the top k; more is loaded when filters thin it out.
-        ordered = sorted(fused, key=fused.__getitem__, reverse=True)
+        ordered = [i for i in sorted(fused, key=fused.__getitem__, reverse=True)
+                   if i not in exclude]
         now = utcnow()
         hits: list[Hit] = []
         batch = max(6 * k, 30)

@@ -103,6 +103,11 @@ class ChatAdapter(ABC):
         """Show a decided card's outcome where it was posted (and remove its buttons); with no
         ``ref``, post the outcome as a new message."""
 
+    async def ask(self, chat: str, text: str, choices: list[tuple[str, str]]) -> None:
+        """A question with one button per ``(label, data)``; a tap comes back as an inbound
+        event with ``verb="choose"`` and ``approval_id=data``. Default: the text alone."""
+        await self.send(chat, text)
+
     async def update_cards(self, chat: str, refs: list[Any], card: ApprovalCard) -> None:
         """:meth:`update_card` on every posted copy (or once without a ref if none is known)."""
         for ref in refs or [None]:

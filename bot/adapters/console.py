@@ -39,6 +39,7 @@ class ConsoleAdapter(ChatAdapter):
         self._session = uuid.uuid4().hex[:12]
         self._count = 0
         self._last_card: str | None = None
+        self._choices: list[str] = []
         self._task: asyncio.Task[None] | None = None
         self.interactive = stdin.isatty()
 
@@ -76,6 +77,9 @@ class ConsoleAdapter(ChatAdapter):
     def _inbound(self, text: str) -> Inbound:
         self._count += 1
         event_id = f"{self._session}:{self._count}"
+        if text.isdigit() and 0 < int(text) <= len(self._choices):
+            return Inbound(channel=self.name, chat=CHAT, actor=OPERATOR, event_id=event_id,
+                           text=text, verb="choose", approval_id=self._choices[int(text) - 1])
         match = _DECISION.match(text)
         if match:
             verb = "approve" if match["verb"].lower().startswith("a") else "reject"
@@ -87,6 +91,12 @@ class ConsoleAdapter(ChatAdapter):
     async def send(self, chat: str, text: str) -> None:
         """Print ``text``."""
         self._print(text)
+
+    async def ask(self, chat: str, text: str, choices: list[tuple[str, str]]) -> None:
+        """Print the question; ``1``, ``2``... answer it."""
+        self._choices = [data for _, data in choices]
+        options = "  ".join(f"[{i}] {label}" for i, (label, _) in enumerate(choices, 1))
+        self._print(f"{text}\n  {options}   (answer with the number)")
 
     async def post_card(self, chat: str, card: ApprovalCard) -> Any:
         """Print the card; ``a``/``r`` alone now answer it."""

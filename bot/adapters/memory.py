@@ -19,6 +19,7 @@ class Sent:
     text: str = ""
     card: ApprovalCard | None = None
     ref: Any = None
+    choices: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -68,6 +69,10 @@ class InMemoryAdapter(ChatAdapter):
     async def notice(self, chat: str, text: str) -> None:
         """Record a notice."""
         self.sent.append(Sent("notice", chat, text=text))
+
+    async def ask(self, chat: str, text: str, choices: list[tuple[str, str]]) -> None:
+        """Record a question with buttons."""
+        self.sent.append(Sent("choice", chat, text=text, choices=list(choices)))
 
     async def post_card(self, chat: str, card: ApprovalCard) -> Any:
         """Record a card; its ref is its position in ``sent``."""

@@ -133,7 +133,7 @@ class SlackAdapter(ChatAdapter):
         self.app.event("message")(self._on_message)
         self.app.event("app_mention")(self._on_mention)
         self.app.command(re.compile(r"^/"))(self._on_command)
-        self.app.action(re.compile(r"^(approve|reject)$"))(self._on_action)
+        self.app.action(re.compile(r"^(approve|reject|choose_\d+)$"))(self._on_action)
 
     # --- receiving --------------------------------------------------------------------------
 
@@ -235,6 +235,17 @@ class SlackAdapter(ChatAdapter):
                              thread_ts=thread_ts)
         if thread_ts:
             self._threads.add((channel, thread_ts))
+
+    async def ask(self, chat: str, text: str, choices: list[tuple[str, str]]) -> None:
+        """The question with one button per choice."""
+        channel, thread_ts, _ = parse_chat(chat)
+        await self._call("chat_postMessage", channel=channel, thread_ts=thread_ts, text=text,
+                         blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}},
+                                 {"type": "actions", "elements": [
+                                     {"type": "button", "action_id": f"choose_{i}",
+                                      "text": {"type": "plain_text", "text": label},
+                                      "value": f"choose:{data}"}
+                                     for i, (label, data) in enumerate(choices)]}])
 
     async def notice(self, chat: str, text: str) -> None:
         """An ephemeral message only the chat's user sees."""

@@ -266,6 +266,13 @@ class TelegramAdapter(ChatAdapter):
         except TelegramError as exc:
             raise _delivery_error(exc) from exc
 
+    async def ask(self, chat: str, text: str, choices: list[tuple[str, str]]) -> None:
+        """The question with one inline button per choice."""
+        keyboard = InlineKeyboardMarkup([[
+            InlineKeyboardButton(label, callback_data=f"choose:{data}") for label, data in choices]])
+        await self._call(self.bot.send_message(chat_id=int(chat), text=text,
+                                               reply_markup=keyboard))
+
     def _keyboard(self, card: ApprovalCard) -> InlineKeyboardMarkup | None:
         if not card.pending:
             return None

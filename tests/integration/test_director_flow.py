@@ -120,7 +120,7 @@ async def test_malformed_commands_get_clear_messages(chat: InMemoryAdapter) -> N
         "/send crm": "Usage: /send NAME TEXT",
         "/send nosuchhook hello": 'No webhook named "nosuchhook". Known webhooks: crm',
         "/frobnicate": "Unknown command /frobnicate. Try /help.",
-        "hello there": "Say it with a command to be sure",
+        "hello there": "say it with a command to be sure",
         "/remind tomorrow call Alice": "not available in this version yet",
         "/send crm " + "x" * 20_000: "the limit is 16000",
         "/help extra words": "Solo OS — commands:",
@@ -230,3 +230,17 @@ async def test_local_mode_says_that_drafting_needs_a_model(chat: InMemoryAdapter
     sent = await chat.say("note: draft a friendly reply to Luis about the autumn menu")
     assert sent[0].text.startswith("(Drafting needs a model")
     assert sent[1].text.startswith("Done: note saved")
+
+
+async def test_when_unsure_it_asks_with_two_buttons_and_a_tap_runs_the_choice(
+        chat: InMemoryAdapter, settings: Settings) -> None:
+    (question,) = await chat.say("blorp zxq the bakery bread bag idea")
+    assert question.kind == "choice" and len(question.choices) == 2
+    assert "I'm not sure what you mean" in question.text
+    # Whatever two intents were offered, a tap on "note" for the same message is a choice too.
+    note = question.choices[0][1].rsplit(":", 1)[0] + ":note"
+    done = await chat.press("choose", note)
+    assert done[0].text.startswith("Done: note saved")
+    assert await chat.press("choose", note) == []  # a double tap starts nothing new
+    assert len(list((settings.storage.data_dir / "notes").glob("*.md"))) == 1
+    assert await chat.press("choose", "pnosuchplan:note") == []

@@ -220,3 +220,14 @@ def test_http_mode_needs_a_signing_secret(tmp_path: Path) -> None:
                                         "slack": {"bot_token": "xoxb-1"}})
     with pytest.raises(ValueError, match="signing_secret"):
         build_adapters(settings, timezone=None)
+
+
+async def test_unsure_questions_come_with_buttons(bot: Running, slack: FakeSlack) -> None:
+    await say(slack, bot, "blorp zxq")
+    (question,) = await slack.wait_for(lambda: [p for p in slack.sent() if p.get("blocks")])
+    values = slack.button_values(question)
+    assert len(values) == 2 and all(v.startswith("choose:p") for v in values)
+    click = slack.click(values[0].rsplit(":", 1)[0] + ":help", message=question)
+    click["actions"][0]["action_id"] = "choose_0"
+    assert (await slack.deliver(bot.url, click)).status == 200
+    await slack.wait_for(lambda: [p for p in slack.sent() if "Solo OS — commands" in p["text"]])

@@ -281,3 +281,15 @@ async def test_webhook_mode_checks_the_secret(tmp_path: Path, telegram: FakeTele
     finally:
         await app.aclose()
     assert telegram.webhook == {}
+
+
+async def test_unsure_questions_come_with_buttons(bot: TelegramAdapter,
+                                                  telegram: FakeTelegramServer) -> None:
+    telegram.message("blorp zxq")
+    question = await reply_to(telegram, 0, contains="not sure")
+    buttons = telegram.card_buttons(question)
+    assert len(buttons) == 2 and all(b.startswith("choose:p") for b in buttons)
+    assert all(len(b.encode()) <= 64 for b in buttons)
+    help_button = buttons[0].rsplit(":", 1)[0] + ":help"
+    telegram.press(help_button, message_id=question["message_id"])
+    await reply_to(telegram, 0, contains="Solo OS — commands")
