@@ -268,8 +268,9 @@ class TelegramAdapter(ChatAdapter):
 
     async def ask(self, chat: str, text: str, choices: list[tuple[str, str]]) -> None:
         """The question with one inline button per choice."""
-        keyboard = InlineKeyboardMarkup([[
-            InlineKeyboardButton(label, callback_data=f"choose:{data}") for label, data in choices]])
+        buttons = [InlineKeyboardButton(label, callback_data=f"choose:{data}")
+                   for label, data in choices]
+        keyboard = InlineKeyboardMarkup([buttons])
         await self._call(self.bot.send_message(chat_id=int(chat), text=text,
                                                reply_markup=keyboard))
 
