@@ -69,11 +69,6 @@ class Diff:
         """JSON form, as stored on the approval row."""
         return {"title": self.title, "fields": [list(f) for f in self.fields]}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Diff:
-        """Inverse of :meth:`to_dict`."""
-        return cls(title=data["title"], fields=tuple(tuple(f) for f in data.get("fields", ())))
-
 
 def receipt_id_for(idempotency_key: str) -> str:
     """The receipt id of the effect keyed ``idempotency_key``; stable across retries, restarts."""

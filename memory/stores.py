@@ -400,10 +400,6 @@ class DeliveryStore(_Store):
         return await self._all(select(Delivery).where(
             Delivery.channel == channel, Delivery.status == "pending").order_by(Delivery.id))
 
-    async def get(self, delivery_id: int) -> Delivery | None:
-        """One queued reply."""
-        return await self._get(Delivery, delivery_id)
-
     async def settle(self, delivery_id: int, *, status: str, error: str | None = None) -> None:
         """Mark a reply ``sent`` or ``failed``."""
         statement = (update(Delivery).where(Delivery.id == delivery_id)
