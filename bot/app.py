@@ -7,6 +7,7 @@ replies to the adapter of the channel they are addressed to.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 from contextlib import AsyncExitStack
@@ -33,6 +34,7 @@ from graph.events import Inbound, Reply
 from graph.llm import LLMUnderstander
 from graph.local_understanding import LocalUnderstander
 from graph.policy import Policy
+from graph.scheduler import Scheduler
 from graph.understanding import Understander
 from memory.db import Database, libpq_url, open_database, urgent
 from memory.embeddings import StaticEmbeddings
@@ -76,6 +78,7 @@ class SoloApp:
         self._queues: dict[str, DeliveryQueue] = {}
         self._started: set[str] = set()
         self._refused: set[tuple[str, str]] = set()
+        self.scheduler = Scheduler(storage=storage, timezone=self.timezone)
         self._operators: dict[str, set[str]] = {
             "telegram": {str(o) for o in settings.telegram.operators},
             "slack": {str(o) for o in settings.slack.operators},
@@ -244,6 +247,15 @@ class SoloApp:
                 await adapter.ask(reply.chat, reply.text, reply.choices)
             else:
                 await adapter.send(reply.chat, reply.text)
+
+    async def run_scheduler(self, *, every: float = 1.0) -> None:
+        """Run due jobs every ``every`` seconds until cancelled (started by the CLI)."""
+        while True:
+            try:
+                await self.deliver(await self.scheduler.tick())
+            except Exception:
+                log.exception("scheduler tick failed; trying again")
+            await asyncio.sleep(every)
 
     async def housekeeping(self) -> None:
         """Prune old checkpoints, index what happened into memory, compact old turns."""

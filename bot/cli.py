@@ -68,7 +68,9 @@ async def run_chat(settings: Settings) -> int:
         await app.housekeeping()
         await app.deliver(await app.director.pending_cards())
         await app.start_adapters()
+        scheduler = asyncio.create_task(app.run_scheduler())
         await console.wait_closed()
+        scheduler.cancel()
     finally:
         await app.aclose()
     return 0
@@ -110,6 +112,7 @@ async def run_serve(settings: Settings) -> int:
         log.info("serving %s", ", ".join(a.name for a in adapters))
         print(f"solo serve: running ({', '.join(a.name for a in adapters)})", file=sys.stderr,
               flush=True)
+        scheduler = asyncio.create_task(app.run_scheduler())
         sweeps = 0
         while not stop.is_set():
             try:
@@ -119,6 +122,7 @@ async def run_serve(settings: Settings) -> int:
                 sweeps += 1
                 if sweeps % PRUNE_EVERY_SWEEPS == 0:
                     await app.housekeeping()
+        scheduler.cancel()
     finally:
         await app.aclose()
     return 0

@@ -43,6 +43,8 @@ from graph.budget import BudgetExceeded, BudgetMeter
 from graph.events import ApprovalCard, Inbound, Reply
 from graph.llm import LLMUnderstander, MalformedOutput, ModelUnavailable
 from graph.policy import RISKS, Policy
+from graph.scheduler import REMINDER, REMINDER_POLICY
+from graph.timeparse import cut, parse_when
 from graph.understanding import INTENTS, Intent, Understander, parse_command
 from memory.knowledge import Memory
 from memory.models import Approval, utcnow
@@ -56,6 +58,7 @@ HELP = """Solo OS — commands:
 /approvals — show the cards waiting for you
 /audit — the latest actions and decisions, with receipts
 /status — what is running, waiting and failing
+/remind WHEN TEXT — a reminder here at that time (/reminders lists and cancels them)
 /remember FACT — keep a fact (a newer fact about the same subject replaces it)
 /memory QUERY — search facts, notes, receipts and past messages
 /forget ID — erase a memory item (the decision is audited)
@@ -66,7 +69,7 @@ EXAMPLE_COMMANDS = {
     "remember": "/remember FACT", "recall": "/memory QUERY", "forget": "/forget ID",
     "summary": "/summary", "status": "/status", "approvals": "/approvals", "audit": "/audit",
     "budget": "/budget", "help": "/help"}
-NOT_YET = {"remind": "reminders", "summary": "daily summaries"}
+NOT_YET = {"summary": "daily summaries"}
 _DRAFT = re.compile(r"\b(?:draft|compose|write (?:a|an|the) (?:note|message|email|reply))\b",
                     re.IGNORECASE)
 _UNTIL = re.compile(r"\s+until\s+(\d{4}-\d{2}-\d{2})\s*$", re.IGNORECASE)
@@ -235,6 +238,8 @@ async def make_plan(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[st
         return {"steps": [{"action": asdict(action)}]}
     if intent.name in ("remember", "recall", "forget"):
         return {"steps": [], "replies": await _memory_answer(intent, state, deps)}
+    if intent.name == "remind" and "error" not in slots:
+        return {"steps": [], "replies": await _reminder_answer(intent, state, deps)}
     return {"steps": [], "replies": await _answer(intent, deps)}
 
 
@@ -254,6 +259,51 @@ def _plan_from_model(slots: dict[str, Any], deps: DirectorDeps) -> dict[str, Any
                 "which is not configured; nothing was done.")]}
         steps.append({"action": asdict(action), "external": bool(slots.get("external"))})
     return {"steps": steps}
+
+
+async def _reminder_answer(intent: Intent, state: PlanState,
+                           deps: DirectorDeps) -> list[dict[str, Any]]:
+    """/remind WHEN TEXT (and free-text reminders), /reminders [cancel ID]. A reminder is a
+    job keyed by the plan, so a re-run after a crash schedules it once."""
+    slots, tz = intent.slots, deps.timezone
+    jobs = deps.storage.jobs
+    if slots.get("command") == "reminders":
+        words = slots.get("text", "").split()
+        if words[:1] == ["cancel"] and len(words) == 2:
+            cancelled = await jobs.cancel(words[1])
+            return [_say(f"Cancelled reminder {words[1]}." if cancelled else
+                         f"There is no scheduled reminder {words[1]!r}.")]
+        scheduled = await jobs.scheduled(REMINDER)
+        if not scheduled:
+            return [_say("No reminders are scheduled.")]
+        return [_say("\n".join(["Scheduled reminders (cancel with /reminders cancel ID):"] + [
+            f"{job.id} · {_when(job.due_at, tz)}"
+            + (f" · every {job.payload['repeat'].removesuffix('ly')}"
+               if job.payload.get("repeat") else "") + f" · {job.payload['text']}"
+            for job in scheduled]))]
+    now = utcnow().astimezone(tz)
+    text, when, repeat = slots.get("text", ""), slots.get("when"), slots.get("repeat")
+    if when:
+        due = datetime.fromisoformat(when)
+    else:  # /remind WHEN TEXT: find the time in the words
+        found = parse_when(text, now=now)
+        if found is None:
+            return [_say("When should I remind you? For example: /remind tomorrow 9am call "
+                         "Alice, /remind in 2 hours check the oven, /remind every Monday at 9 "
+                         "plan the week.")]
+        due, repeat, text = found.at, found.repeat, cut(text, found.spans)
+    text = re.sub(r"^(?:me\s+)?(?:to|about)\s+", "", text.strip(), flags=re.IGNORECASE)
+    if not text:
+        return [_say("What should I remind you of? Usage: /remind WHEN TEXT")]
+    if due <= now:
+        return [_say(f"{_when(due, tz)} has already passed; give a time in the future.")]
+    inbound = Inbound.from_dict(state["inbound"])
+    job_id = "rem" + hashlib.sha256(state["plan_id"].encode()).hexdigest()[:6]
+    await jobs.put(id=job_id, kind=REMINDER, due_at=due, missed_policy=REMINDER_POLICY,
+                   payload={"channel": inbound.channel, "chat": inbound.chat, "text": text,
+                            "repeat": repeat})
+    every = f", then every {repeat.removesuffix('ly')}" if repeat else ""
+    return [_say(f"Reminder {job_id} set for {_when(due, tz)}{every}: {text}")]
 
 
 async def _memory_answer(intent: Intent, state: PlanState,

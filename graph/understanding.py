@@ -78,7 +78,7 @@ def parse_command(text: str) -> Intent | None:
         if len(message) >= 2 and message[0] == message[-1] and message[0] in "\"'":
             message = message[1:-1]
         return Intent("send", {"webhook": name.lower(), "text": message})
-    if intent in ("remember", "recall", "forget", "remind"):
+    if intent in ("remember", "recall", "forget", "remind"):  # /reminders too: see "command"
         key = {"remember": "text", "recall": "query", "forget": "id", "remind": "text"}[intent]
         slots: dict[str, Any] = {"command": command}
         if rest:

@@ -384,6 +384,17 @@ class JobStore(_Store):
         """The job, or None."""
         return await self._get(Job, job_id)
 
+    async def scheduled(self, kind: str) -> Sequence[Job]:
+        """Scheduled jobs of ``kind``, soonest first."""
+        return await self._all(select(Job).where(Job.kind == kind, Job.status == "scheduled")
+                               .order_by(Job.due_at))
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a scheduled job; False if there is none by that id."""
+        statement = (update(Job).where(Job.id == job_id, Job.status == "scheduled")
+                     .values(status="cancelled").returning(Job.id))
+        return await self._db.run(lambda conn: conn.execute(statement).first() is not None)
+
 
 class DeliveryStore(_Store):
     """Replies waiting to be accepted by a chat platform (at-least-once, in order per chat)."""

@@ -1,0 +1,107 @@
+"""The durable scheduler: due jobs are claimed from the ``jobs`` table under a lease, run, and
+rescheduled or finished. Jobs survive restarts; two processes on one PostgreSQL database never
+run the same job twice at once (the lease is a conditional UPDATE).
+
+Missed-run policies (for jobs due while nothing was running): ``catch_up_within:SECONDS`` runs a
+job late if it is at most that late, else skips it and reports the skip; ``skip_and_report``
+skips anything late beyond a small tolerance.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from graph.events import Reply
+from memory.models import Job, utcnow
+from memory.stores import Storage
+
+log = logging.getLogger(__name__)
+
+REMINDER = "reminder"
+REMINDER_POLICY = "catch_up_within:43200"  # a reminder up to 12 hours late is still useful
+TOLERANCE = timedelta(seconds=90)
+
+
+def next_occurrence(due: datetime, repeat: str | None, *, after: datetime,
+                    timezone: ZoneInfo) -> datetime | None:
+    """The next time a repeating job is due after ``after``, at the same local wall-clock time
+    (so "every Monday at 9" stays at 9 across DST changes); None if it does not repeat."""
+    step = {"daily": 1, "weekly": 7}.get(repeat or "")
+    if step is None:
+        return None
+    local = due.astimezone(timezone)
+    day = local.date()
+    while True:
+        day += timedelta(days=step)
+        candidate = datetime.combine(day, local.time(), timezone)
+        if candidate > after:
+            return candidate
+
+
+class Scheduler:
+    """Runs due jobs. Call :meth:`tick` periodically; it returns the replies to deliver.
+
+    Args:
+        storage: the ``jobs`` table (and the audit log).
+        timezone: the operator's zone (repeats keep local time).
+        owner: this process's lease owner id.
+        lease: how long a claimed job is reserved (a crashed owner's job is taken over after).
+    """
+
+    def __init__(self, *, storage: Storage, timezone: ZoneInfo, owner: str | None = None,
+                 lease: timedelta = timedelta(minutes=5)) -> None:
+        self.storage = storage
+        self.timezone = timezone
+        self.owner = owner or f"solo-{uuid.uuid4().hex[:8]}"
+        self.lease = lease
+
+    async def tick(self, now: datetime | None = None) -> list[Reply]:
+        """Claim and run every job due at ``now``."""
+        now = now or utcnow()
+        replies: list[Reply] = []
+        for job in await self.storage.jobs.claim_due(owner=self.owner, now=now,
+                                                     lease=self.lease):
+            late = now - job.due_at
+            run = self._in_time(job, late)
+            try:
+                replies += self._run(job, late) if run else self._skipped(job)
+                error = None
+            except Exception as exc:  # one bad job must not stop the others
+                log.exception("job %s failed", job.id)
+                error = repr(exc)
+            await self.storage.audit.append(
+                actor="scheduler", decision=f"job.{'ran' if run else 'skipped'}",
+                channel=job.payload.get("channel"), intent=job.kind,
+                dedup_key=f"job:{job.id}:{job.due_at.isoformat()}",
+                detail={"job": job.id, "due": job.due_at.isoformat(), "error": error})
+            await self.storage.jobs.finish(job.id, owner=self.owner, error=error,
+                                           next_due=next_occurrence(
+                                               job.due_at, job.payload.get("repeat"),
+                                               after=now, timezone=self.timezone))
+        return replies
+
+    @staticmethod
+    def _in_time(job: Job, late: timedelta) -> bool:
+        if late <= TOLERANCE:
+            return True
+        policy, _, window = job.missed_policy.partition(":")
+        return policy == "catch_up_within" and late <= timedelta(seconds=int(window or 0))
+
+    def _when(self, moment: datetime) -> str:
+        return moment.astimezone(self.timezone).strftime("%a %Y-%m-%d %H:%M %Z")
+
+    def _run(self, job: Job, late: timedelta) -> list[Reply]:
+        if job.kind != REMINDER:
+            raise ValueError(f"no handler for job kind {job.kind!r}")
+        text = f"⏰ Reminder: {job.payload['text']}"
+        if late > TOLERANCE:
+            text += f" (late: it was due {self._when(job.due_at)}, while I was not running)"
+        return [Reply("message", job.payload["channel"], job.payload["chat"], text=text)]
+
+    def _skipped(self, job: Job) -> list[Reply]:
+        text = (f"Missed while I was not running: reminder \"{job.payload['text']}\" was due "
+                f"{self._when(job.due_at)}; too late to send now.")
+        return [Reply("message", job.payload["channel"], job.payload["chat"], text=text)]
