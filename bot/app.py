@@ -11,7 +11,7 @@ import asyncio
 import importlib
 import logging
 from contextlib import AsyncExitStack
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,11 +34,12 @@ from graph.events import Inbound, Reply
 from graph.llm import LLMUnderstander
 from graph.local_understanding import LocalUnderstander
 from graph.policy import Policy
-from graph.scheduler import Scheduler
+from graph.scheduler import SUMMARY, Scheduler, next_occurrence
 from graph.understanding import Understander
 from memory.db import Database, libpq_url, open_database, urgent
 from memory.embeddings import StaticEmbeddings
 from memory.knowledge import Memory
+from memory.models import Job, utcnow
 from memory.stores import Storage
 from memory.vectors import SqliteNumpyIndex, VectorIndex, WeaviateIndex
 
@@ -247,6 +248,40 @@ class SoloApp:
                 await adapter.ask(reply.chat, reply.text, reply.choices)
             else:
                 await adapter.send(reply.chat, reply.text)
+
+    def summary_targets(self) -> list[tuple[str, str]]:
+        """Where the daily summary goes: each operator on each running channel."""
+        wanted = set(self.settings.schedule.summary_channels) or set(self._adapters)
+        targets = []
+        for name in self._adapters:
+            if name not in wanted:
+                continue
+            if name == "console":
+                targets.append((name, "terminal"))
+            elif name == "slack":
+                targets += [(name, f"{op}||{op}") for op in sorted(self._operators.get(name, ()))]
+            else:
+                targets += [(name, op) for op in sorted(self._operators.get(name, ()))]
+        return targets
+
+    async def schedule_daily_summary(self) -> None:
+        """Make sure the daily summary job exists (idempotent) and can run."""
+        async def send(job: Job, late: timedelta) -> list[Reply]:
+            return await self.director.summary_for(self.summary_targets(),
+                                                   now=job.due_at + late)
+
+        self.scheduler.register(SUMMARY, send)
+        at = self.settings.schedule.summary_time
+        if not at:
+            return
+        hour, minute = (int(part) for part in at.split(":"))
+        now = utcnow().astimezone(self.timezone)
+        due = datetime.combine(now.date(), time(hour, minute), self.timezone)
+        if due <= now:
+            due = next_occurrence(due, "daily", after=now, timezone=self.timezone)
+        await self.storage.jobs.put(id="daily-summary", kind=SUMMARY, due_at=due,
+                                    payload={"repeat": "daily"},
+                                    missed_policy="catch_up_within:14400")
 
     async def run_scheduler(self, *, every: float = 1.0) -> None:
         """Run due jobs every ``every`` seconds until cancelled (started by the CLI)."""

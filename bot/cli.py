@@ -68,6 +68,7 @@ async def run_chat(settings: Settings) -> int:
         await app.housekeeping()
         await app.deliver(await app.director.pending_cards())
         await app.start_adapters()
+        await app.schedule_daily_summary()
         scheduler = asyncio.create_task(app.run_scheduler())
         await console.wait_closed()
         scheduler.cancel()
@@ -112,6 +113,7 @@ async def run_serve(settings: Settings) -> int:
         log.info("serving %s", ", ".join(a.name for a in adapters))
         print(f"solo serve: running ({', '.join(a.name for a in adapters)})", file=sys.stderr,
               flush=True)
+        await app.schedule_daily_summary()
         scheduler = asyncio.create_task(app.run_scheduler())
         sweeps = 0
         while not stop.is_set():

@@ -154,6 +154,15 @@ class MemorySettings(BaseModel):
     embeddings_options: dict[str, Any] = Field(default_factory=dict)
 
 
+class ScheduleSettings(BaseModel):
+    """The daily rhythm."""
+
+    summary_time: str = Field(default="08:00", pattern=r"^(|\d{1,2}:\d{2})$")
+    """Local time of the daily summary; empty turns it off."""
+    summary_channels: list[str] = Field(default_factory=list)
+    """Where it goes (console, telegram, slack); empty means every configured channel."""
+
+
 class PolicySettings(BaseModel):
     """Risk tiers per action kind and approval expiry."""
 
@@ -179,6 +188,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
     def configured_adapters(self) -> list[str]:

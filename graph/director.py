@@ -69,7 +69,6 @@ EXAMPLE_COMMANDS = {
     "remember": "/remember FACT", "recall": "/memory QUERY", "forget": "/forget ID",
     "summary": "/summary", "status": "/status", "approvals": "/approvals", "audit": "/audit",
     "budget": "/budget", "help": "/help"}
-NOT_YET = {"summary": "daily summaries"}
 _DRAFT = re.compile(r"\b(?:draft|compose|write (?:a|an|the) (?:note|message|email|reply))\b",
                     re.IGNORECASE)
 _UNTIL = re.compile(r"\s+until\s+(\d{4}-\d{2}-\d{2})\s*$", re.IGNORECASE)
@@ -400,13 +399,12 @@ async def _answer(intent: Intent, deps: DirectorDeps) -> list[dict[str, Any]]:
                 parts.append(f"— {event.detail['summary']}")
             lines.append(" ".join(parts))
         return [_say("\n".join(lines))]
+    if intent.name == "summary":
+        return await daily_summary(deps)
     if intent.name == "budget":
         if deps.meter is None:
             return [_say("No model is configured: the offline understanding costs nothing.")]
         return [_say(await deps.meter.report())]
-    if intent.name in NOT_YET:
-        return [_say(f"/{intent.slots.get('command', intent.name)}: {NOT_YET[intent.name]} "
-                     "are not available in this version yet.")]
     choices = intent.slots.get("choices")
     if choices:
         return [{"kind": "choice", "text": (
@@ -415,6 +413,46 @@ async def _answer(intent: Intent, deps: DirectorDeps) -> list[dict[str, Any]]:
             "choices": choices}]
     return [_say("I did not understand that. For example:\n"
                  "/note pricing call went well\n/send crm Invoice 42 is paid\nSee /help for all.")]
+
+
+async def daily_summary(deps: DirectorDeps, *,
+                    now: datetime | None = None) -> list[dict[str, Any]]:
+    """The daily summary as reply items: one skimmable message, then every pending card
+    (with working buttons)."""
+    tz = deps.timezone
+    now = (now or utcnow()).astimezone(tz)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = today - timedelta(days=1)
+    events = await deps.storage.audit.between(yesterday, now + timedelta(seconds=1))
+    done = [e for e in events if e.decision == "executed" and e.at < today]
+    failed = [e for e in events if e.decision == "failed" and e.at < today]
+    # Downtime shows up as jobs run late or skipped, often this morning: count until now.
+    late = [e for e in events if e.decision == "job.ran"
+            and (e.detail or {}).get("late_seconds", 0) > 90]
+    skipped = [e for e in events if e.decision == "job.skipped"]
+    pending = await deps.storage.approvals.pending()
+    reminders = [j for j in await deps.storage.jobs.scheduled(REMINDER)
+                 if j.due_at.astimezone(tz).date() == now.date()]
+    lines = [f"Summary for {now:%a %d %b %Y} ({tz.key})"]
+    lines.append(f"Done yesterday ({len(done)}):" if done else "Done yesterday: nothing.")
+    lines += [f"• {(e.detail or {}).get('summary', e.connector)} — receipt {e.receipt_id}"
+              for e in done]
+    lines.append(f"Waiting for you ({len(pending)}): the cards follow." if pending
+                 else "Waiting for you: nothing.")
+    if failed:
+        lines.append(f"Failed yesterday ({len(failed)}):")
+        lines += [f"• {(e.detail or {}).get('error', f'{e.connector} failed')}"
+                  for e in failed]
+    lines.append(await deps.meter.report() if deps.meter is not None
+                 else "Budget: no model configured, nothing spent.")
+    lines.append(f"Reminders today ({len(reminders)}): " + "; ".join(
+        f"{j.due_at.astimezone(tz):%H:%M} {j.payload['text']}" for j in reminders)
+        if reminders else "Reminders today: none.")
+    if late or skipped:
+        lines.append(f"After downtime: {len(late)} job(s) ran late, {len(skipped)} "
+                     "skipped.")
+    return [_say("\n".join(lines))] + [{"kind": "card", "approval_id": a.id}
+                                       for a in pending]
 
 
 async def gate_steps(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
@@ -834,6 +872,21 @@ class Director:
                 replies += await self.continue_plan(plan.id)
             except Exception:
                 log.exception("could not continue plan %s; it stays unfinished", plan.id)
+        return replies
+
+    async def summary_for(self, targets: list[tuple[str, str]], *,
+                          now: datetime | None = None) -> list[Reply]:
+        """The daily summary addressed to each ``(channel, chat)`` in ``targets``."""
+        items = await daily_summary(self.deps, now=now)
+        replies = []
+        for channel, chat in targets:
+            for item in items:
+                if item["kind"] == "message":
+                    replies.append(Reply("message", channel, chat, text=item["text"]))
+                else:
+                    approval = await self.storage.approvals.get(item["approval_id"])
+                    replies.append(Reply("card", channel, chat, card=self.card_for(approval),
+                                         card_refs=approval.card_refs))
         return replies
 
     async def prune(self, *, older_than: timedelta) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,8 @@ from memory.stores import Storage
 log = logging.getLogger(__name__)
 
 REMINDER = "reminder"
+SUMMARY = "summary"
+Handler = Callable[[Job, timedelta], Awaitable[list[Reply]]]
 REMINDER_POLICY = "catch_up_within:43200"  # a reminder up to 12 hours late is still useful
 TOLERANCE = timedelta(seconds=90)
 
@@ -57,6 +60,11 @@ class Scheduler:
         self.timezone = timezone
         self.owner = owner or f"solo-{uuid.uuid4().hex[:8]}"
         self.lease = lease
+        self.handlers: dict[str, Handler] = {REMINDER: self._remind}
+
+    def register(self, kind: str, handler: Handler) -> None:
+        """Run ``handler(job, late)`` for due jobs of ``kind``; it returns replies."""
+        self.handlers[kind] = handler
 
     async def tick(self, now: datetime | None = None) -> list[Reply]:
         """Claim and run every job due at ``now``."""
@@ -67,7 +75,10 @@ class Scheduler:
             late = now - job.due_at
             run = self._in_time(job, late)
             try:
-                replies += self._run(job, late) if run else self._skipped(job)
+                if run:
+                    replies += await self.handlers[job.kind](job, late)
+                elif job.kind == REMINDER:
+                    replies += self._skipped(job)
                 error = None
             except Exception as exc:  # one bad job must not stop the others
                 log.exception("job %s failed", job.id)
@@ -76,7 +87,8 @@ class Scheduler:
                 actor="scheduler", decision=f"job.{'ran' if run else 'skipped'}",
                 channel=job.payload.get("channel"), intent=job.kind,
                 dedup_key=f"job:{job.id}:{job.due_at.isoformat()}",
-                detail={"job": job.id, "due": job.due_at.isoformat(), "error": error})
+                detail={"job": job.id, "due": job.due_at.isoformat(), "error": error,
+                        "late_seconds": int(late.total_seconds())})
             await self.storage.jobs.finish(job.id, owner=self.owner, error=error,
                                            next_due=next_occurrence(
                                                job.due_at, job.payload.get("repeat"),
@@ -93,9 +105,7 @@ class Scheduler:
     def _when(self, moment: datetime) -> str:
         return moment.astimezone(self.timezone).strftime("%a %Y-%m-%d %H:%M %Z")
 
-    def _run(self, job: Job, late: timedelta) -> list[Reply]:
-        if job.kind != REMINDER:
-            raise ValueError(f"no handler for job kind {job.kind!r}")
+    async def _remind(self, job: Job, late: timedelta) -> list[Reply]:
         text = f"⏰ Reminder: {job.payload['text']}"
         if late > TOLERANCE:
             text += f" (late: it was due {self._when(job.due_at)}, while I was not running)"

@@ -321,6 +321,12 @@ class AuditLog(_Store):
         """The newest events, newest first."""
         return await self._all(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit))
 
+    async def between(self, since: datetime, until: datetime) -> Sequence[AuditEvent]:
+        """Events in ``[since, until)``, oldest first."""
+        return await self._all(select(AuditEvent).where(AuditEvent.at >= since,
+                                                        AuditEvent.at < until)
+                               .order_by(AuditEvent.id))
+
     async def model_cost(self, *, since: datetime | None = None,
                          plan_id: str | None = None) -> tuple[float, int]:
         """Cost in USD and number of model calls recorded (since ``since``, for ``plan_id``)."""

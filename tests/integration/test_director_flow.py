@@ -121,7 +121,7 @@ async def test_malformed_commands_get_clear_messages(chat: InMemoryAdapter) -> N
         "/send nosuchhook hello": 'No webhook named "nosuchhook". Known webhooks: crm',
         "/frobnicate": "Unknown command /frobnicate. Try /help.",
         "hello there": "say it with a command to be sure",
-        "/summary": "not available in this version yet",
+        "/summary": "Summary for",
         "/remind": "When should I remind you?",
         "/send crm " + "x" * 20_000: "the limit is 16000",
         "/help extra words": "Solo OS — commands:",
