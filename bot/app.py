@@ -34,7 +34,7 @@ from graph.events import Inbound, Reply
 from graph.llm import LLMUnderstander
 from graph.local_understanding import LocalUnderstander
 from graph.policy import Policy
-from graph.scheduler import SUMMARY, Scheduler, next_occurrence
+from graph.scheduler import SUMMARY, Defer, Scheduler, in_quiet_hours, next_occurrence
 from graph.understanding import Understander
 from memory.db import Database, libpq_url, open_database, urgent
 from memory.embeddings import StaticEmbeddings
@@ -267,8 +267,11 @@ class SoloApp:
     async def schedule_daily_summary(self) -> None:
         """Make sure the daily summary job exists (idempotent) and can run."""
         async def send(job: Job, late: timedelta) -> list[Reply]:
-            return await self.director.summary_for(self.summary_targets(),
-                                                   now=job.due_at + late)
+            now = job.due_at + late
+            quiet_until = in_quiet_hours(now, self.settings.schedule.quiet_hours, self.timezone)
+            if quiet_until is not None:
+                raise Defer(quiet_until)
+            return await self.director.summary_for(self.summary_targets(), now=now)
 
         self.scheduler.register(SUMMARY, send)
         at = self.settings.schedule.summary_time
@@ -280,16 +283,34 @@ class SoloApp:
         if due <= now:
             due = next_occurrence(due, "daily", after=now, timezone=self.timezone)
         await self.storage.jobs.put(id="daily-summary", kind=SUMMARY, due_at=due,
-                                    payload={"repeat": "daily"},
+                                    payload={"repeat": "daily", "at": at},
                                     missed_policy="catch_up_within:14400")
 
-    async def run_scheduler(self, *, every: float = 1.0) -> None:
-        """Run due jobs every ``every`` seconds until cancelled (started by the CLI)."""
+    async def escalate(self, now: datetime | None = None) -> None:
+        """One pass of the escalation ladder (held during quiet hours)."""
+        now = now or utcnow()
+        if in_quiet_hours(now, self.settings.schedule.quiet_hours, self.timezone):
+            await self.deliver(await self.director.expire_due())
+            return
+        targets: dict[str, list[str]] = {}
+        for channel, chat in self.summary_targets():
+            targets.setdefault(channel, []).append(chat)
+        await self.deliver(await self.director.escalate(
+            targets=targets, now=now,
+            after=timedelta(minutes=self.settings.schedule.escalate_after_minutes)))
+
+    async def run_scheduler(self, *, every: float = 1.0, escalate_every: int = 30) -> None:
+        """Run due jobs every ``every`` seconds, and the escalation ladder every
+        ``escalate_every`` ticks, until cancelled (started by the CLI)."""
+        ticks = 0
         while True:
             try:
                 await self.deliver(await self.scheduler.tick())
+                if ticks % escalate_every == 0:
+                    await self.escalate()
             except Exception:
                 log.exception("scheduler tick failed; trying again")
+            ticks += 1
             await asyncio.sleep(every)
 
     async def housekeeping(self) -> None:

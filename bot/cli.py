@@ -77,7 +77,7 @@ async def run_chat(settings: Settings) -> int:
     return 0
 
 
-EXPIRY_SWEEP_SECONDS = 30
+HOUSEKEEPING_SECONDS = 30
 PRUNE_EVERY_SWEEPS = 120  # hourly
 
 
@@ -118,9 +118,8 @@ async def run_serve(settings: Settings) -> int:
         sweeps = 0
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), EXPIRY_SWEEP_SECONDS)
+                await asyncio.wait_for(stop.wait(), HOUSEKEEPING_SECONDS)
             except TimeoutError:
-                await app.deliver(await app.director.expire_due())
                 sweeps += 1
                 if sweeps % PRUNE_EVERY_SWEEPS == 0:
                     await app.housekeeping()

@@ -161,6 +161,11 @@ class ScheduleSettings(BaseModel):
     """Local time of the daily summary; empty turns it off."""
     summary_channels: list[str] = Field(default_factory=list)
     """Where it goes (console, telegram, slack); empty means every configured channel."""
+    escalate_after_minutes: int = Field(default=60, ge=1)
+    """An unanswered card gets a reminder after this, then goes to the other channel after
+    twice this; at its expiry it expires (never approved by default)."""
+    quiet_hours: str = Field(default="", pattern=r"^(|\d{1,2}:\d{2}-\d{1,2}:\d{2})$")
+    """e.g. "22:00-07:00": summaries and escalations wait until it ends."""
 
 
 class PolicySettings(BaseModel):

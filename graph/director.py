@@ -874,6 +874,40 @@ class Director:
                 log.exception("could not continue plan %s; it stays unfinished", plan.id)
         return replies
 
+    async def escalate(self, *, targets: dict[str, list[str]], after: timedelta,
+                       now: datetime | None = None) -> list[Reply]:
+        """Climb the ladder for unanswered cards: a reminder with the card in its own chat
+        after ``after``, the card on the other channels after twice that, and at expiry the
+        safe default (expire, never approve) with a notice. Each rung is taken once."""
+        now = now or utcnow()
+        tz = self.deps.timezone
+        replies: list[Reply] = []
+        for approval in await self.storage.approvals.pending():
+            age = now - approval.created_at
+            level = approval.escalation_level
+            if level == 0 and age >= after:
+                places = [(approval.channel, approval.chat)]
+            elif level == 1 and age >= 2 * after:
+                places = [(channel, chat) for channel, chats in targets.items()
+                          if channel != approval.channel for chat in chats]
+            else:
+                continue
+            if not await self.storage.approvals.escalate(approval.id, from_level=level):
+                continue
+            await self.storage.audit.append(
+                actor="system", channel=approval.channel, plan_id=approval.plan_id,
+                decision=f"escalated.{level + 1}", dedup_key=f"{approval.id}:escalated:{level}",
+                detail={"approval_id": approval.id, "to": [c for c, _ in places]})
+            card = self.card_for(approval)
+            for channel, chat in places:
+                replies.append(Reply("message", channel, chat, text=(
+                    f"Still waiting for your decision (asked {_when(approval.created_at, tz)}); "
+                    f"without one it expires {_when(approval.expires_at, tz)} and nothing is "
+                    "sent.")))
+                replies.append(Reply("card", channel, chat, card=card,
+                                     card_refs=approval.card_refs))
+        return replies + await self.expire_due()
+
     async def summary_for(self, targets: list[tuple[str, str]], *,
                           now: datetime | None = None) -> list[Reply]:
         """The daily summary addressed to each ``(channel, chat)`` in ``targets``."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from graph.events import Reply
@@ -29,19 +29,46 @@ TOLERANCE = timedelta(seconds=90)
 
 
 def next_occurrence(due: datetime, repeat: str | None, *, after: datetime,
-                    timezone: ZoneInfo) -> datetime | None:
+                    timezone: ZoneInfo, at: str | None = None) -> datetime | None:
     """The next time a repeating job is due after ``after``, at the same local wall-clock time
-    (so "every Monday at 9" stays at 9 across DST changes); None if it does not repeat."""
+    (so "every Monday at 9" stays at 9 across DST changes) or at ``at`` ("HH:MM", for jobs
+    whose run was deferred); None if it does not repeat."""
     step = {"daily": 1, "weekly": 7}.get(repeat or "")
     if step is None:
         return None
     local = due.astimezone(timezone)
+    wall = time(*map(int, at.split(":"))) if at else local.time()
     day = local.date()
     while True:
         day += timedelta(days=step)
-        candidate = datetime.combine(day, local.time(), timezone)
+        candidate = datetime.combine(day, wall, timezone)
         if candidate > after:
             return candidate
+
+
+class Defer(Exception):
+    """Raised by a handler to run its job later (e.g. after quiet hours) without advancing a
+    repeat."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"deferred until {until.isoformat()}")
+        self.until = until
+
+
+def in_quiet_hours(moment: datetime, quiet: str, timezone: ZoneInfo) -> datetime | None:
+    """When quiet hours ``"HH:MM-HH:MM"`` (local) cover ``moment``, the moment they end."""
+    if not quiet:
+        return None
+    start_text, end_text = quiet.split("-")
+    start = time(*map(int, start_text.split(":")))
+    end = time(*map(int, end_text.split(":")))
+    local = moment.astimezone(timezone)
+    now = local.time()
+    inside = (start <= now or now < end) if start > end else (start <= now < end)
+    if not inside:
+        return None
+    day = local.date() if now < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, timezone)
 
 
 class Scheduler:
@@ -80,6 +107,10 @@ class Scheduler:
                 elif job.kind == REMINDER:
                     replies += self._skipped(job)
                 error = None
+            except Defer as deferred:
+                await self.storage.jobs.finish(job.id, owner=self.owner,
+                                               next_due=deferred.until)
+                continue
             except Exception as exc:  # one bad job must not stop the others
                 log.exception("job %s failed", job.id)
                 error = repr(exc)
@@ -92,7 +123,8 @@ class Scheduler:
             await self.storage.jobs.finish(job.id, owner=self.owner, error=error,
                                            next_due=next_occurrence(
                                                job.due_at, job.payload.get("repeat"),
-                                               after=now, timezone=self.timezone))
+                                               after=now, timezone=self.timezone,
+                                               at=job.payload.get("at")))
         return replies
 
     @staticmethod

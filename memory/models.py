@@ -89,6 +89,7 @@ class Approval(Base):
     card_refs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     receipt_id: Mapped[str | None] = mapped_column(String(32))
     completed_at: Mapped[datetime | None]
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_approvals_status", "status"), Index("ix_approvals_plan", "plan_id"))
 

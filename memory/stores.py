@@ -242,6 +242,14 @@ class ApprovalStore(_Store):
                      .values(completed_at=utcnow(), receipt_id=receipt_id))
         await self._db.run(lambda conn: _write(conn, statement))
 
+    async def escalate(self, approval_id: str, *, from_level: int) -> bool:
+        """Move a pending approval one rung up the ladder; True for the one caller that did."""
+        statement = (update(Approval).where(Approval.id == approval_id,
+                                            Approval.status == "pending",
+                                            Approval.escalation_level == from_level)
+                     .values(escalation_level=from_level + 1).returning(Approval.id))
+        return await self._db.run(lambda conn: conn.execute(statement).first() is not None)
+
     async def pending(self) -> Sequence[Approval]:
         """Approvals waiting for a decision, oldest first."""
         return await self._all(select(Approval).where(Approval.status == "pending")
