@@ -22,6 +22,7 @@ from langchain_core.embeddings import Embeddings
 
 from bot.adapters.base import Admitted, ChatAdapter
 from bot.delivery import DeliveryQueue
+from bot.voice import WhisperTranscriber
 from config import Settings
 from connectors.base import Connector
 from connectors.notes import NotesVaultConnector
@@ -30,7 +31,7 @@ from connectors.webhooks import WebhookConnector
 from graph.budget import BudgetMeter, Caps, Prices
 from graph.checkpoints import postgres_checkpointer, sqlite_checkpointer
 from graph.director import Director, DirectorDeps
-from graph.events import Inbound, Reply
+from graph.events import Inbound, Reply, Transcript, VoiceError
 from graph.llm import LLMUnderstander
 from graph.local_understanding import LocalUnderstander
 from graph.policy import Policy
@@ -110,6 +111,8 @@ class SoloApp:
                               settings.llm.output_usd_per_million),
                 caps=Caps(settings.budget.daily_usd, settings.budget.per_plan_usd,
                           settings.budget.per_job_usd))
+            transcriber = WhisperTranscriber(model=settings.voice.model,
+                                             models_dir=settings.storage.data_dir / "models")
             deps = DirectorDeps(
                 storage=storage, connectors=connectors, webhooks=webhooks,
                 policy=build_policy(settings),
@@ -122,7 +125,21 @@ class SoloApp:
         except BaseException:
             await stack.aclose()
             raise
-        return cls(settings=settings, storage=storage, director=director, exit_stack=stack)
+        app = cls(settings=settings, storage=storage, director=director, exit_stack=stack)
+        app.transcriber = transcriber
+        deps.hear = app.hear
+        return app
+
+    async def hear(self, inbound: Inbound) -> Transcript:
+        """Download a voice note through its adapter and transcribe it."""
+        download = getattr(self._adapters.get(inbound.channel), "download_file", None)
+        if download is None:
+            raise VoiceError(f"{inbound.channel} cannot deliver voice notes")
+        try:
+            audio = await download(inbound.attachment["file_id"])
+        except Exception as exc:
+            raise VoiceError(f"the recording could not be downloaded ({exc})") from exc
+        return await self.transcriber.transcribe(audio, inbound.attachment.get("mime", ""))
 
     async def aclose(self, *, drain_seconds: float = 10.0) -> None:
         """Stop receiving, finish what is in progress, flush replies (what cannot go out in

@@ -157,6 +157,38 @@ async def run_understand(settings: Settings, text: str) -> int:
     return 0
 
 
+async def run_doctor(settings: Settings) -> int:
+    """Check storage, chat adapters, the model and speech to text; say what to fix."""
+    problems = 0
+
+    def report(ok: bool, what: str, fix: str = "") -> None:
+        nonlocal problems
+        problems += not ok
+        print(f"{'ok ' if ok else 'FAIL'} {what}" + ("" if ok else f" — {fix}"), flush=True)
+
+    app = None
+    try:
+        app = await SoloApp.open(settings)
+        report(True, f"storage: {app.storage.backend}, schema up to date")
+    except Exception as exc:
+        report(False, "storage", f"{type(exc).__name__}: {exc}; check [storage] database_url")
+    try:
+        adapters = build_adapters(settings, timezone=ZoneInfo(settings.operator.timezone))
+        names = ", ".join(a.name for a in adapters) or "none (solo chat only)"
+        report(True, f"chat adapters configured: {names}")
+    except ValueError as exc:
+        report(False, "chat adapters", str(exc))
+    report(True, f"understanding: {settings.llm.model or 'offline local understander'}")
+    if app is not None:
+        try:
+            await asyncio.to_thread(app.transcriber._load)
+            report(True, f"speech to text: Whisper {settings.voice.model}, weights verified")
+        except Exception as exc:
+            report(False, "speech to text", f"{exc}; check [voice] model")
+        await app.aclose()
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``solo`` console script."""
     parser = argparse.ArgumentParser(prog="solo", description="Solo OS")
@@ -164,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("chat", help="talk to Solo OS in this terminal")
     sub.add_parser("serve", help="run the service with the configured chat adapters")
+    sub.add_parser("doctor", help="check storage, adapters, model and speech to text")
     understand = sub.add_parser("understand", help="print the intent of TEXT as JSON")
     understand.add_argument("text", help="a message, or - to read one per line from stdin")
     args = parser.parse_args(argv)
@@ -175,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "understand":
         return asyncio.run(run_understand(settings, args.text))
+    if args.command == "doctor":
+        _configure_logging(to_file=None, level=logging.WARNING)
+        return asyncio.run(run_doctor(settings))
     if args.command == "chat":
         _configure_logging(to_file=settings.storage.data_dir / "solo.log", level=logging.INFO)
         try:

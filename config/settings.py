@@ -168,6 +168,13 @@ class ScheduleSettings(BaseModel):
     """e.g. "22:00-07:00": summaries and escalations wait until it ends."""
 
 
+class VoiceSettings(BaseModel):
+    """Speech to text for voice notes."""
+
+    model: str = "base"
+    """"base" (bundled, offline), a local CTranslate2 model directory, or a hub name."""
+
+
 class PolicySettings(BaseModel):
     """Risk tiers per action kind and approval expiry."""
 
@@ -194,6 +201,7 @@ class Settings(BaseSettings):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
     def configured_adapters(self) -> list[str]:

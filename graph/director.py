@@ -20,6 +20,7 @@ import logging
 import operator
 import re
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,7 +41,7 @@ from connectors.base import (
     Receipt,
 )
 from graph.budget import BudgetExceeded, BudgetMeter
-from graph.events import ApprovalCard, Inbound, Reply
+from graph.events import ApprovalCard, Inbound, Reply, Transcript, VoiceError
 from graph.llm import LLMUnderstander, MalformedOutput, ModelUnavailable
 from graph.policy import RISKS, Policy
 from graph.scheduler import REMINDER, REMINDER_POLICY
@@ -108,6 +109,8 @@ class DirectorDeps:
     notes: str | None = "notes"
     memory: Memory | None = None
     notes_dir: Path | None = None
+    hear: Callable[[Inbound], Awaitable[Transcript]] | None = None
+    """Transcribes an inbound voice note (download through its adapter, then speech to text)."""
     fallback: Understander | None = None
     """Used when the model cannot be (provider down, budget kept)."""
     meter: BudgetMeter | None = None
@@ -147,10 +150,36 @@ async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -
         slots_of = getattr(deps.fallback or deps.understander, "slots", None)
         slots = slots_of(chosen, inbound.text) if slots_of else {}
         return {"intent": Intent(chosen, slots, 1.0).to_dict()}
+    heard: Transcript | None = None
     if inbound.attachment and not inbound.text.strip():
-        intent = Intent("unknown", {"error": f"I cannot read {inbound.attachment['kind']} "
-                                             "messages in this version yet; please type it."})
-        return {"intent": intent.to_dict()}
+        if inbound.attachment.get("kind") != "voice" or deps.hear is None:
+            intent = Intent("unknown", {"error": f"I cannot read {inbound.attachment['kind']} "
+                                                 "messages here; please type it."})
+            return {"intent": intent.to_dict()}
+        try:
+            heard = await deps.hear(inbound)
+        except VoiceError as exc:
+            return {"intent": Intent("unknown", {
+                "error": f"I could not use that voice note: {exc}. Nothing was done."}).to_dict()}
+        await deps.storage.audit.append(
+            actor=inbound.actor, channel=inbound.channel, plan_id=state["plan_id"],
+            decision="voice.transcribed", dedup_key=f"{state['plan_id']}:voice",
+            detail={"summary": f"voice note: {heard.text}", "confidence": heard.confidence,
+                    "seconds": round(heard.seconds, 1)})
+        inbound = replace(inbound, text=heard.text)
+    result = await _understand_text(state, deps, inbound)
+    if heard is not None:
+        intent = result["intent"]
+        # A voice note acts at once only when both the ears and the understanding are sure.
+        intent["slots"]["voice"] = not (intent["confidence"] >= 0.9 and heard.confidence >= 0.5)
+        result["replies"] = [_say(f"🎙 I heard: “{heard.text}” (transcript confidence "
+                                  f"{heard.confidence:.0%}; understood as {intent['intent']}, "
+                                  f"{intent['confidence']:.0%})"), *result.get("replies", [])]
+    return result
+
+
+async def _understand_text(state: PlanState, deps: DirectorDeps,
+                           inbound: Inbound) -> dict[str, Any]:
     if not isinstance(deps.understander, LLMUnderstander) or parse_command(inbound.text):
         intent = await deps.understander.understand(inbound.text)
         notices = []
@@ -216,6 +245,15 @@ async def make_plan(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[st
         return {"steps": [], "replies": [_say(slots["error"])]}
     if slots.get("steps"):
         return _plan_from_model(slots, deps)
+    planned = await _plan_action(intent, state, deps)
+    if slots.get("voice"):
+        for step in planned.get("steps", []):
+            step["external"] = True  # an unsure voice note waits for a tap, however small
+    return planned
+
+
+async def _plan_action(intent: Intent, state: PlanState, deps: DirectorDeps) -> dict[str, Any]:
+    slots = intent.slots
     if intent.name == "note":
         if deps.notes is None or deps.notes not in deps.connectors:
             return {"steps": [], "replies": [_say("The notes vault is not configured.")]}

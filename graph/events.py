@@ -97,3 +97,22 @@ class Reply:
         if self.kind == "choice":
             return {"text": self.text, "choices": [list(c) for c in self.choices]}
         return {"text": self.text}
+
+
+class VoiceError(Exception):
+    """A voice note cannot be used; the message says why, for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """What was heard in a voice note.
+
+    Attributes:
+        text: the words.
+        confidence: 0..1 (the mean token probability the recogniser reports).
+        seconds: the audio's duration.
+    """
+
+    text: str
+    confidence: float
+    seconds: float

@@ -74,8 +74,9 @@ EXAMPLES: dict[str, list[str]] = {
 CUES: list[tuple[str, re.Pattern[str]]] = [
     ("remind", re.compile(r"^\s*(?:please\s+)?(?:remind me|set (?:a|me a) reminder|reminder:|"
                           r"don'?t let me forget|ping me)\b", re.I)),
-    ("note", re.compile(r"^\s*(?:note(?: to self)?\s*:|note that|jot down|write down|"
-                        r"make a note|add a note|log that|put this in my notes)", re.I)),
+    ("note", re.compile(r"^\s*(?:note(?: to self)?\s*:|note that|note\s+(?!about\b)|jot down|"
+                        r"write down|make a note|add a note|log that|put this in my notes)",
+                        re.I)),
     ("remember", re.compile(r"^\s*(?:please\s+)?(?:remember(?!\s+(?:to|what)\b)|keep in mind|"
                             r"fact:|for the record|store this)", re.I)),
     ("recall", re.compile(r"^\s*(?:search|find|look up|lookup|who|who's|whos)\b", re.I)),
@@ -84,7 +85,7 @@ CUES: list[tuple[str, re.Pattern[str]]] = [
 ]
 NOTE_LEAD = re.compile(r"^\s*(?:note(?: to self)?\s*:|note that|jot down(?: that)?:?|"
                        r"write down:?|make a note(?: that| of)?|add a note(?: about| that)?|"
-                       r"log that|put this in my notes:?)\s*", re.I)
+                       r"log that|put this in my notes:?|note)\s*", re.I)
 REMEMBER_LEAD = re.compile(r"^\s*(?:please\s+)?(?:remember(?: that)?:?|keep in mind(?: that)?|"
                            r"fact:|for the record,?|store this:?)\s*", re.I)
 REMIND_LEAD = re.compile(r"^\s*(?:please\s+)?(?:remind me(?: to)?|set (?:a|me a) reminder"

@@ -195,6 +195,11 @@ class TelegramAdapter(ChatAdapter):
         inbound = self._inbound(update)
         if inbound is None:
             return
+        if (inbound.attachment or {}).get("kind") == "voice":
+            try:  # at once: transcription takes a moment
+                await self.send(inbound.chat, "🎙 transcribing…")
+            except DeliveryError as exc:
+                log.info("could not say 'transcribing': %s", exc)
         self._processing.spawn(self._sink, await self._sink.admit(inbound))
 
     async def _answer(self, callback_query_id: str) -> None:

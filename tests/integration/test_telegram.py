@@ -219,8 +219,8 @@ async def test_typing_shows_while_a_plan_runs(bot: TelegramAdapter,
 async def test_voice_notes_are_downloaded_and_answered(bot: TelegramAdapter,
                                                        telegram: FakeTelegramServer) -> None:
     telegram.voice(b"OggS fake opus bytes")
-    reply = await reply_to(telegram, 0, contains="voice")
-    assert "cannot read voice messages" in reply["text"]
+    reply = await reply_to(telegram, 0, contains="voice note")
+    assert "could not use that voice note" in reply["text"]
     assert await bot.download_file("voice-0") == b"OggS fake opus bytes"
 
 
@@ -293,3 +293,39 @@ async def test_unsure_questions_come_with_buttons(bot: TelegramAdapter,
     help_button = buttons[0].rsplit(":", 1)[0] + ":help"
     telegram.press(help_button, message_id=question["message_id"])
     await reply_to(telegram, 0, contains="Solo OS — commands")
+
+
+VOICE = Path(__file__).resolve().parents[1] / "data" / "voice"
+
+
+async def test_a_voice_note_becomes_an_intent(bot: TelegramAdapter,
+                                              telegram: FakeTelegramServer,
+                                              tmp_path: Path) -> None:
+    telegram.voice((VOICE / "clip01.ogg").read_bytes())  # "note the client loved the new logo"
+    await reply_to(telegram, 0, contains="transcribing")
+    heard = await reply_to(telegram, 0, contains="I heard")
+    assert "client loved the new logo" in heard["text"].lower()
+    assert "understood as note" in heard["text"]
+    texts = await telegram.wait_for(lambda: [t for t in telegram.texts()
+                                             if t.startswith("Done: note saved")
+                                             or "Approval " in t])
+    assert texts  # confident notes run at once; otherwise a card waits for a tap
+    events = await bot.app.storage.audit.recent()
+    assert any(e.decision == "voice.transcribed" and "logo" in e.detail["summary"]
+               for e in events)
+
+
+async def test_a_voice_note_never_sends_without_the_card(
+        bot: TelegramAdapter, telegram: FakeTelegramServer, receiver: WebhookReceiver) -> None:
+    telegram.voice((VOICE / "clip04.ogg").read_bytes())  # "send the crm hook that invoice 42…"
+    card = await reply_to(telegram, 0, contains="Approval ")
+    assert telegram.card_buttons(card)[0].startswith("approve:")
+    assert receiver.posts == []
+
+
+async def test_malformed_audio_gets_a_clear_error_and_nothing_else(
+        bot: TelegramAdapter, telegram: FakeTelegramServer, tmp_path: Path) -> None:
+    telegram.voice(b"this is not an ogg file at all")
+    reply = await reply_to(telegram, 0, contains="could not use that voice note")
+    assert "Nothing was done" in reply["text"]
+    assert not (tmp_path / "data" / "notes").exists()

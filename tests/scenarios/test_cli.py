@@ -94,3 +94,14 @@ async def test_understand_prints_json_per_message() -> None:
     many = await solo("understand", "-", stdin="/note a\nhello\n/status\n")
     assert [json.loads(line)["intent"] for line in many.stdout.splitlines()] == [
         "note", "unknown", "status"]
+
+
+async def test_doctor_says_what_works_and_what_to_fix(tmp_path: Path) -> None:
+    good = await solo("doctor", cwd=tmp_path)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "ok  speech to text: Whisper base, weights verified" in good.stdout
+    config = tmp_path / "bad.toml"
+    config.write_text('[slack]\nbot_token = "xoxb-1"\n')
+    bad = await solo("--config", str(config), "doctor", cwd=tmp_path)
+    assert bad.returncode == 1
+    assert 'FAIL chat adapters — [slack] mode = "http" needs signing_secret' in bad.stdout

