@@ -22,7 +22,7 @@ from langchain_core.embeddings import Embeddings
 
 from bot.adapters.base import Admitted, ChatAdapter
 from bot.delivery import DeliveryQueue
-from bot.voice import WhisperTranscriber
+from bot.voice import CloudTranscriber, Transcriber, WhisperTranscriber
 from config import Settings
 from connectors.base import Connector
 from connectors.notes import NotesVaultConnector
@@ -111,8 +111,7 @@ class SoloApp:
                               settings.llm.output_usd_per_million),
                 caps=Caps(settings.budget.daily_usd, settings.budget.per_plan_usd,
                           settings.budget.per_job_usd))
-            transcriber = WhisperTranscriber(model=settings.voice.model,
-                                             models_dir=settings.storage.data_dir / "models")
+            transcriber = build_transcriber(settings)
             deps = DirectorDeps(
                 storage=storage, connectors=connectors, webhooks=webhooks,
                 policy=build_policy(settings),
@@ -431,6 +430,16 @@ def build_understander(settings: Settings, embeddings: Embeddings) -> Understand
     return LocalUnderstander(embeddings=embeddings,
                              webhooks=[n.lower() for n in settings.connectors.webhooks],
                              timezone=ZoneInfo(settings.operator.timezone))
+
+
+def build_transcriber(settings: Settings) -> Transcriber:
+    """Offline Whisper, or an OpenAI-compatible endpoint for ``[voice] model = "openai:..."``."""
+    voice = settings.voice
+    if voice.model.startswith("openai:"):
+        return CloudTranscriber(model=voice.model.removeprefix("openai:"),
+                                base_url=voice.base_url,
+                                api_key=voice.api_key.get_secret_value() if voice.api_key else "")
+    return WhisperTranscriber(model=voice.model, models_dir=settings.storage.data_dir / "models")
 
 
 def build_policy(settings: Settings) -> Policy:

@@ -181,8 +181,12 @@ async def run_doctor(settings: Settings) -> int:
     report(True, f"understanding: {settings.llm.model or 'offline local understander'}")
     if app is not None:
         try:
-            await asyncio.to_thread(app.transcriber._load)
-            report(True, f"speech to text: Whisper {settings.voice.model}, weights verified")
+            if hasattr(app.transcriber, "_load"):
+                await asyncio.to_thread(app.transcriber._load)
+                report(True, f"speech to text: Whisper {settings.voice.model}, weights verified")
+            else:
+                report(True, f"speech to text: {settings.voice.model} at "
+                             f"{settings.voice.base_url or 'the provider default'}")
         except Exception as exc:
             report(False, "speech to text", f"{exc}; check [voice] model")
         await app.aclose()

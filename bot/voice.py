@@ -201,3 +201,38 @@ class WhisperTranscriber:
         """See :class:`Transcriber` (one transcription at a time: it uses both cores)."""
         async with self._lock:
             return await asyncio.to_thread(self._run, audio)
+
+
+class CloudTranscriber:
+    """An OpenAI-compatible transcription endpoint (``/audio/transcriptions``), for machines
+    that prefer a hosted model. Limits and decoding checks are the same as offline.
+
+    Args:
+        model: the provider's model name, e.g. ``whisper-1``.
+        base_url, api_key: the endpoint and its key.
+    """
+
+    def __init__(self, *, model: str, base_url: str, api_key: str, timeout: float = 60.0) -> None:
+        from openai import AsyncOpenAI
+
+        self.model = model
+        self._client = AsyncOpenAI(base_url=base_url or None, api_key=api_key or "unset",
+                                   timeout=timeout, max_retries=1)
+
+    async def transcribe(self, audio: bytes, mime: str) -> Transcript:
+        """See :class:`Transcriber`."""
+        samples = await asyncio.to_thread(decode, audio)  # same limits, clear errors
+        try:
+            result = await self._client.audio.transcriptions.create(
+                model=self.model, file=("voice.ogg", audio, mime or "audio/ogg"),
+                response_format="verbose_json", language="en")
+        except Exception as exc:
+            raise VoiceError(f"the transcription service failed ({type(exc).__name__})") from exc
+        text = (result.text or "").strip()
+        if not text:
+            raise VoiceError("I could not make out any words")
+        segments = getattr(result, "segments", None) or []
+        logprobs = [s.avg_logprob for s in segments if getattr(s, "avg_logprob", None) is not None]
+        confidence = math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.5
+        return Transcript(text=text, confidence=round(confidence, 3),
+                          seconds=samples.size / SAMPLE_RATE)

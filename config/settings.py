@@ -172,7 +172,10 @@ class VoiceSettings(BaseModel):
     """Speech to text for voice notes."""
 
     model: str = "base"
-    """"base" (bundled, offline), a local CTranslate2 model directory, or a hub name."""
+    """"base" or "tiny.en" (bundled, offline), a local CTranslate2 model directory, a hub
+    name, or "openai:MODEL" for an OpenAI-compatible transcription endpoint."""
+    base_url: str = ""
+    api_key: SecretStr | None = None
 
 
 class PolicySettings(BaseModel):

@@ -329,3 +329,23 @@ async def test_malformed_audio_gets_a_clear_error_and_nothing_else(
     reply = await reply_to(telegram, 0, contains="could not use that voice note")
     assert "Nothing was done" in reply["text"]
     assert not (tmp_path / "data" / "notes").exists()
+
+
+async def test_a_voice_note_through_an_openai_compatible_transcription_endpoint(
+        tmp_path: Path, telegram: FakeTelegramServer, receiver: WebhookReceiver) -> None:
+    from tests.support.fake_openai import FakeOpenAI
+
+    cloud = FakeOpenAI(script=["note the invoice template needs the new address"])
+    await cloud.start()
+    settings = telegram_settings(tmp_path, telegram, receiver).model_copy(update={
+        "voice": telegram_settings(tmp_path, telegram, receiver).voice.model_copy(update={
+            "model": "openai:whisper-1", "base_url": cloud.base_url})})
+    app, _ = await open_app(settings)
+    try:
+        telegram.voice((VOICE / "clip13.ogg").read_bytes())
+        heard = await reply_to(telegram, 0, contains="I heard")
+        assert "invoice template needs the new address" in heard["text"]
+        assert cloud.requests[0]["model"] == "whisper-1" and cloud.requests[0]["audio_bytes"]
+    finally:
+        await app.aclose()
+        await cloud.stop()

@@ -28,6 +28,7 @@ class FakeOpenAI:
         """Listen on 127.0.0.1, port 0."""
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._complete)
+        app.router.add_post("/v1/audio/transcriptions", self._transcribe)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -47,6 +48,20 @@ class FakeOpenAI:
     def prompt_text(self, index: int = -1) -> str:
         """All message contents of request ``index`` joined."""
         return "\n".join(str(m.get("content")) for m in self.requests[index]["messages"])
+
+    async def _transcribe(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        self.requests.append({"model": form.get("model"), "audio_bytes": len(
+            form["file"].file.read())})
+        text = self.script.pop(0) if self.script else ""
+        if isinstance(text, int):
+            return web.json_response({"error": {"message": "scripted"}}, status=text)
+        return web.json_response({"text": text, "language": "english", "duration": 2.0,
+                                  "segments": [{"id": 0, "avg_logprob": -0.1, "text": text,
+                                                "start": 0.0, "end": 2.0, "seek": 0,
+                                                "tokens": [], "temperature": 0.0,
+                                                "compression_ratio": 1.0,
+                                                "no_speech_prob": 0.01}]})
 
     async def _complete(self, request: web.Request) -> web.Response:
         body = await request.json()
