@@ -110,11 +110,12 @@ async def run_serve(settings: Settings) -> int:
         except Exception as exc:
             print(f"solo serve: could not start: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
+        await app.schedule_daily_summary()
+        scheduler = asyncio.create_task(app.run_scheduler())
+        # Said only once everything is in place: tests (and operators) wait for this line.
         log.info("serving %s", ", ".join(a.name for a in adapters))
         print(f"solo serve: running ({', '.join(a.name for a in adapters)})", file=sys.stderr,
               flush=True)
-        await app.schedule_daily_summary()
-        scheduler = asyncio.create_task(app.run_scheduler())
         sweeps = 0
         while not stop.is_set():
             try:
