@@ -34,7 +34,6 @@ from memory.vectors import VectorIndex, VectorItem
 
 RRF_K = 60
 CANDIDATES = 50
-KINDS = ("fact", "note", "receipt", "audit", "turn", "summary")
 _SUBJECT = re.compile(
     r"^(?:the\s+)?(?P<subject>[\w .&'-]{2,60}?)\s+(?:is|are|was|were|has|have|wants|prefers|"
     r"pays|likes|uses|lives|works|owes|needs|asked|signed|paid)\b", re.IGNORECASE)
@@ -426,5 +425,5 @@ def build_context(hits: Sequence[Hit], *, budget: int,
     return "\n".join(lines)
 
 
-__all__ = ["KINDS", "Hit", "Memory", "MemoryStore", "approx_tokens", "build_context",
+__all__ = ["Hit", "Memory", "MemoryStore", "approx_tokens", "build_context",
            "subject_of"]

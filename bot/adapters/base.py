@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -12,6 +13,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from graph.events import ApprovalCard, Inbound, Reply
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -116,6 +119,14 @@ class ChatAdapter(ABC):
     async def notice(self, chat: str, text: str) -> None:
         """A short answer to a button press; ephemeral where the platform allows."""
         await self.send(chat, text)
+
+    async def say_transcribing(self, chat: str) -> None:
+        """Tell at once that a voice note arrived (transcribing takes a moment); best effort,
+        sent directly: the answer that follows goes through the usual delivery."""
+        try:
+            await self.send(chat, "🎙 transcribing…")
+        except DeliveryError as exc:
+            log.info("could not say 'transcribing' to %s: %s", chat, exc)
 
     async def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release clients, after the app's delivery queue for this adapter drained."""

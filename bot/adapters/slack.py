@@ -193,10 +193,7 @@ class SlackAdapter(ChatAdapter):
         if audio is not None:
             attachment = {"kind": "voice", "file_id": audio["id"],
                           "mime": audio.get("mimetype", "")}
-            try:  # at once: transcription takes a moment
-                await self.send(chat, "🎙 transcribing…")
-            except DeliveryError as exc:
-                log.info("could not say 'transcribing': %s", exc)
+            await self.say_transcribing(chat)
         await self._admit(Inbound(
             channel=self.name, chat=chat, actor=event["user"], event_id=body["event_id"],
             text="" if audio else _MENTION.sub("", event.get("text", "")).strip(),

@@ -196,10 +196,7 @@ class TelegramAdapter(ChatAdapter):
         if inbound is None:
             return
         if (inbound.attachment or {}).get("kind") == "voice":
-            try:  # at once: transcription takes a moment
-                await self.send(inbound.chat, "🎙 transcribing…")
-            except DeliveryError as exc:
-                log.info("could not say 'transcribing': %s", exc)
+            await self.say_transcribing(inbound.chat)
         self._processing.spawn(self._sink, await self._sink.admit(inbound))
 
     async def _answer(self, callback_query_id: str) -> None:
