@@ -128,8 +128,7 @@ async def idle_rss(data: Path) -> float:
     config = data / "both.toml"
     config.write_text(
         f'[storage]\ndata_dir = "{data}"\n'
-        f'[telegram]\ntoken = "{telegram.token}"\nbase_url = "{telegram.base_url}"\n'
-        f'operators = [1]\n'
+        f'{telegram.config_section(operators="[1]")}'
         f'[slack]\nbot_token = "{slack.bot_token}"\nsigning_secret = "{slack.signing_secret}"\n'
         f'base_url = "{slack.api_url}"\nport = {port}\noperators = ["U1"]\n')
     try:

@@ -102,9 +102,8 @@ async def idle_rss(data: Path) -> float:
     server = FakeTelegramServer()
     await server.start()
     config = data / "serve.toml"
-    config.write_text(f'[storage]\ndata_dir = "{data}"\n[telegram]\ntoken = "{server.token}"\n'
-                      f'base_url = "{server.base_url}"\nbase_file_url = "{server.base_file_url}"\n'
-                      f"operators = [1000]\n")
+    config.write_text(f'[storage]\ndata_dir = "{data}"\n'
+                      f'{server.config_section(operators="[1000]")}')
     try:
         return await idle_rss_mib(config, data / "serve.log")
     finally:

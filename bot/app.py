@@ -21,6 +21,7 @@ import httpx
 from langchain_core.embeddings import Embeddings
 
 from bot.adapters.base import Admitted, ChatAdapter
+from bot.datadir import make_private
 from bot.delivery import DeliveryQueue
 from bot.voice import CloudTranscriber, Transcriber, WhisperTranscriber
 from config import Settings
@@ -91,6 +92,7 @@ class SoloApp:
         """Connect storage (migrating it), build connectors and the director."""
         stack = AsyncExitStack()
         try:
+            make_private(settings.storage.data_dir)
             state_url, checkpoint_at = database_urls(settings)
             db = open_database(state_url)
             stack.push_async_callback(db.aclose)

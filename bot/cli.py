@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import structlog
 
 from bot.adapters.console import ConsoleAdapter
 from bot.app import SoloApp, build_adapters, build_understander
+from bot.datadir import PRIVATE_UMASK
 from config import ConfigError, Settings, load_settings
 from memory.embeddings import StaticEmbeddings
 
@@ -196,13 +198,24 @@ async def run_doctor(settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``solo`` console script."""
+    # Everything this process writes (databases, their WAL files, notes, logs, model files) is
+    # readable by its owner only.
+    os.umask(PRIVATE_UMASK)
     parser = argparse.ArgumentParser(prog="solo", description="Solo OS")
     parser.add_argument("--config", help="TOML config file (default: $SOLO_CONFIG)")
+    # The same option on every subcommand, so `solo serve --config PATH` works as well as
+    # `solo --config PATH serve`; SUPPRESS keeps a subcommand from resetting the earlier value.
+    config_after = argparse.ArgumentParser(add_help=False)
+    config_after.add_argument("--config", default=argparse.SUPPRESS,
+                              help="TOML config file (default: $SOLO_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("chat", help="talk to Solo OS in this terminal")
-    sub.add_parser("serve", help="run the service with the configured chat adapters")
-    sub.add_parser("doctor", help="check storage, adapters, model and speech to text")
-    understand = sub.add_parser("understand", help="print the intent of TEXT as JSON")
+    sub.add_parser("chat", parents=[config_after], help="talk to Solo OS in this terminal")
+    sub.add_parser("serve", parents=[config_after],
+                   help="run the service with the configured chat adapters")
+    sub.add_parser("doctor", parents=[config_after],
+                   help="check storage, adapters, model and speech to text")
+    understand = sub.add_parser("understand", parents=[config_after],
+                                help="print the intent of TEXT as JSON")
     understand.add_argument("text", help="a message, or - to read one per line from stdin")
     args = parser.parse_args(argv)
 

@@ -65,6 +65,10 @@ HELP = """Solo OS — commands:
 /forget ID — erase a memory item (the decision is audited)
 /help — this list"""
 
+SMALLTALK_ANSWER = ("Hi! I'm here. Tell me what to do, for example: \"note: call went well\", "
+                    "\"remind me tomorrow at 9 to send the invoice\", \"what do I know about "
+                    "Acme?\" or /summary. /help lists everything.")
+
 EXAMPLE_COMMANDS = {
     "note": "/note TEXT", "send": "/send NAME TEXT", "remind": "/remind WHEN TEXT",
     "remember": "/remember FACT", "recall": "/memory QUERY", "forget": "/forget ID",
@@ -400,6 +404,8 @@ async def _answer(intent: Intent, deps: DirectorDeps) -> list[dict[str, Any]]:
     storage, tz = deps.storage, deps.timezone
     if intent.name == "help":
         return [_say(HELP)]
+    if intent.name == "smalltalk":
+        return [_say(SMALLTALK_ANSWER)]
     if intent.name == "status":
         pending = await storage.approvals.pending()
         outbox = await storage.outbox.count_by_status()

@@ -66,12 +66,30 @@ EXAMPLES: dict[str, list[str]] = {
                "show spending this month", "how much money is left for AI calls",
                "what are my cost caps", "token usage", "how much did the model cost",
                "LLM costs so far"],
+    "smalltalk": ["hi", "hello there", "good morning", "thanks a lot", "thank you so much",
+                  "how are you", "nice work", "have a good evening", "lunch was great",
+                  "haha that's funny", "ok cool", "sure", "bye for now"],
     "help": ["what can you do", "help", "how do I use this", "commands?",
              "what are the commands", "how does this work", "how do I add a reminder",
              "how do I approve something", "explain yourself"],
 }
 
+# The whole message is a greeting, thanks, an acknowledgement or a goodbye: answering it with a
+# guess between two commands would be wrong, so it is recognised before anything else.
+SMALLTALK = re.compile(
+    r"^\s*(?:(?:hi|hello|hey|hiya|yo|howdy|morning|evening|good (?:morning|afternoon|evening|"
+    r"night|day)|thanks?(?: you)?(?: (?:so|very) much| a lot)?|thx|ty|cheers|great|nice|cool|"
+    r"awesome|perfect|ok(?:ay)?|k|sure|yes|yep|no|nope|got it|sounds good|bye|goodbye|"
+    r"see (?:you|ya)(?: later)?|how are you(?: doing)?|how's it going|what's up|sup|lol|haha)"
+    r"(?:\s+(?:there|solo|again|man|mate|buddy|friend|then|thanks|thank you|so much|a lot))*"
+    r"[\s!.,?:)(😀🙂👍🙏]*)+$", re.I)
+
+# "hi, remind me…" / "thanks, note: …": the request after a greeting is what counts.
+GREETING_LEAD = re.compile(r"^\s*(?:hi|hello|hey|ok(?:ay)?|thanks|thank you|great|cool|"
+                           r"good (?:morning|afternoon|evening))\b[\s,!.:;-]+(?=\S)", re.I)
+
 CUES: list[tuple[str, re.Pattern[str]]] = [
+    ("smalltalk", SMALLTALK),
     ("remind", re.compile(r"^\s*(?:please\s+)?(?:remind me|set (?:a|me a) reminder|reminder:|"
                           r"don'?t let me forget|ping me)\b", re.I)),
     ("note", re.compile(r"^\s*(?:note(?: to self)?\s*:|note that|note\s+(?!about\b)|jot down|"
@@ -135,6 +153,8 @@ class LocalUnderstander:
         if command is not None:
             return command
         text = text.strip()
+        if not SMALLTALK.match(text):
+            text = GREETING_LEAD.sub("", text)
         if not text:
             return Intent("unknown", {"error": "Say something, or /help for what I can do."}, 0.0)
         name, confidence, runner_up = self.classify(text)
@@ -213,5 +233,5 @@ class LocalUnderstander:
 
 
 def _second(name: str) -> str:
-    return {"remind": "note", "note": "remember", "remember": "note", "forget": "recall"}.get(
-        name, "help")
+    return {"remind": "note", "note": "remember", "remember": "note", "forget": "recall",
+            "smalltalk": "help"}.get(name, "help")

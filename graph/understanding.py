@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 INTENTS = ("note", "send", "remind", "remember", "recall", "forget", "summary", "status",
-           "approvals", "audit", "budget", "help", "unknown")
+           "approvals", "audit", "budget", "help", "smalltalk", "unknown")
 
 _COMMANDS = {
     "help": "help", "start": "help", "status": "status", "note": "note", "send": "send",

@@ -6,11 +6,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import stamina
+import time_machine
 
 from bot.adapters.memory import InMemoryAdapter
 from bot.app import SoloApp
@@ -64,6 +66,18 @@ def fast_retries() -> None:
     stamina.set_testing(True, attempts=5, cap=True)
     yield
     stamina.set_testing(False)
+
+
+CLOCK_START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> Iterator[time_machine.Traveller]:
+    """The clock pinned for the whole test at ``CLOCK_START`` (a Monday), set-up and teardown
+    included; the test moves it with ``clock.move_to(...)``. Request it before any fixture that
+    opens the app, so no part of the test reads the real date."""
+    with time_machine.travel(CLOCK_START, tick=False) as traveller:
+        yield traveller
 
 
 def backends() -> list:

@@ -14,26 +14,27 @@ YESTERDAY = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 MORNING = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
 
-async def test_summary_of_a_seeded_day(chat: InMemoryAdapter,
+async def test_summary_of_a_seeded_day(clock: time_machine.Traveller, chat: InMemoryAdapter,
                                        receiver: WebhookReceiver) -> None:
     app = chat.app
-    with time_machine.travel(YESTERDAY, tick=False):
-        await chat.say("/note call notes from the Acme kickoff")
-        card = next(s.card for s in await chat.say("/send crm Invoice 42 is paid")
-                    if s.kind == "card")
-        await chat.press("approve", card.approval_id)
-        receiver.script = [400]
-        failing = next(s.card for s in await chat.say("/send crm will be refused")
-                       if s.kind == "card")
-        await chat.press("approve", failing.approval_id)
-        waiting = next(s.card for s in await chat.say("/send crm waits for you")
-                       if s.kind == "card")
-        await chat.say("/remind 2026-11-22 15:00 send the quarterly numbers")
-        await chat.say("/remind 2026-11-21 11:00 missed one")
+    clock.move_to(YESTERDAY)
+    await chat.say("/note call notes from the Acme kickoff")
+    card = next(s.card for s in await chat.say("/send crm Invoice 42 is paid")
+                if s.kind == "card")
+    await chat.press("approve", card.approval_id)
+    receiver.script = [400]
+    failing = next(s.card for s in await chat.say("/send crm will be refused")
+                   if s.kind == "card")
+    await chat.press("approve", failing.approval_id)
+    waiting = next(s.card for s in await chat.say("/send crm waits for you")
+                   if s.kind == "card")
+    await chat.say("/remind 2026-11-22 15:00 send the quarterly numbers")
+    await chat.say("/remind 2026-11-21 11:00 missed one")
     # Nothing ran between 10:00 yesterday and this morning: that reminder is 21 h late.
-    with time_machine.travel(MORNING - timedelta(minutes=1), tick=False):
-        await app.deliver(await app.scheduler.tick())
+    clock.move_to(MORNING - timedelta(minutes=1))
+    await app.deliver(await app.scheduler.tick())
     await app.schedule_daily_summary()
+    clock.move_to(MORNING)
     before = len(chat.sent)
     await app.deliver(await app.director.summary_for([("memory", "chat-1")], now=MORNING))
     sent = chat.sent[before:]
@@ -54,13 +55,15 @@ async def test_summary_of_a_seeded_day(chat: InMemoryAdapter,
     assert receiver.deliveries_of("waits for you") == 1
 
 
-async def test_the_summary_job_is_scheduled_once_and_runs_daily(chat: InMemoryAdapter) -> None:
+async def test_the_summary_job_is_scheduled_once_and_runs_daily(
+        clock: time_machine.Traveller, chat: InMemoryAdapter) -> None:
     app = chat.app
-    with time_machine.travel(datetime(2026, 11, 22, 9, 0, tzinfo=UTC), tick=False):
-        await app.schedule_daily_summary()
-        await app.schedule_daily_summary()
+    clock.move_to(datetime(2026, 11, 22, 9, 0, tzinfo=UTC))
+    await app.schedule_daily_summary()
+    await app.schedule_daily_summary()
     job = await app.storage.jobs.get("daily-summary")
     assert job.due_at == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    clock.move_to(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
     replies = await app.scheduler.tick(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
     assert replies and replies[0].text.startswith("Summary for Mon 23 Nov 2026")
     assert (await app.storage.jobs.get("daily-summary")).due_at == \

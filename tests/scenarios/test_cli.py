@@ -9,13 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.support.fake_telegram import FakeTelegramServer
+from tests.support.processes import start_serve, stop
 from tests.support.webhook_receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 async def solo(*args: str, stdin: str = "", env: dict | None = None, cwd: Path = ROOT,
-               timeout: float = 60) -> subprocess.CompletedProcess:
+               timeout: float = 180) -> subprocess.CompletedProcess:
     """Run ``solo ARGS`` without blocking the loop (the fake servers live in it)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SOLO_")}
     clean["PYTHONPATH"] = str(ROOT)
@@ -35,9 +39,10 @@ def write_config(tmp_path: Path, url: str) -> Path:
 
 
 async def test_scripted_chat_session_ends_cleanly_at_eof(tmp_path: Path) -> None:
-    script = "/help\n/note first note from a script\n\n/status\n"
+    script = "/help\n/note first note from a script\n\n/status\nhi\n"
     result = await solo("chat", stdin=script, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert "Hi! I'm here." in result.stdout and "I'm not sure" not in result.stdout
     assert "Solo OS — commands:" in result.stdout
     assert "Done: note saved as" in result.stdout and "receipt r" in result.stdout
     assert "Actions: 1 done." in result.stdout
@@ -67,12 +72,51 @@ async def test_chat_lists_pending_approvals_on_start_and_old_cards_still_answer(
     assert receiver.deliveries_of("hello from yesterday") == 1
 
 
-async def test_serve_without_an_adapter_exits_nonzero_naming_the_settings(tmp_path: Path) -> None:
-    result = await solo("serve", cwd=tmp_path)
+@pytest.mark.parametrize("order", ["serve --config", "--config serve", "no config"])
+async def test_serve_without_an_adapter_exits_nonzero_naming_the_settings(
+        tmp_path: Path, order: str) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9/")
+    args = {"serve --config": ["serve", "--config", str(config)],
+            "--config serve": ["--config", str(config), "serve"], "no config": ["serve"]}[order]
+    result = await solo(*args, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "SOLO_TELEGRAM__TOKEN" in lines[0] and "SOLO_SLACK__BOT_TOKEN" in lines[0]
+
+
+@pytest.mark.parametrize("config_first", [False, True], ids=["serve --config", "--config serve"])
+async def test_serve_with_a_telegram_section_starts_polling(tmp_path: Path,
+                                                            config_first: bool) -> None:
+    telegram = FakeTelegramServer()
+    await telegram.start()
+    config = tmp_path / "solo.toml"
+    config.write_text(f"""
+[storage]
+data_dir = "{tmp_path / 'data'}"
+{telegram.config_section()}""")
+    proc = await start_serve(config, tmp_path / "serve.log", config_first=config_first)
+    try:
+        await telegram.wait_for(lambda: telegram.sent("getUpdates"))
+        telegram.message("/note polled")
+        await telegram.wait_for(lambda: [p for p in telegram.sent("sendMessage")
+                                         if "receipt r" in p["text"]])
+    finally:
+        await stop(proc)
+        await telegram.stop()
+
+
+@pytest.mark.parametrize("command", ["chat", "doctor", "understand"])
+async def test_config_is_accepted_before_and_after_every_subcommand(tmp_path: Path,
+                                                                    command: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[operator]\ntimezone = "Nowhere/Land"\n')
+    extra = ["hello"] if command == "understand" else []
+    for args in ([command, *extra, "--config", str(config)],
+                 ["--config", str(config), command, *extra]):
+        result = await solo(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "unknown IANA timezone 'Nowhere/Land'" in result.stderr, args
 
 
 async def test_bad_config_is_one_clear_line(tmp_path: Path) -> None:
@@ -93,7 +137,7 @@ async def test_understand_prints_json_per_message() -> None:
                                       "slots": {"webhook": "crm", "text": "Invoice 42 is paid"}}
     many = await solo("understand", "-", stdin="/note a\nhello\n/status\n")
     assert [json.loads(line)["intent"] for line in many.stdout.splitlines()] == [
-        "note", "unknown", "status"]
+        "note", "smalltalk", "status"]
 
 
 async def test_doctor_says_what_works_and_what_to_fix(tmp_path: Path) -> None:
@@ -105,3 +149,21 @@ async def test_doctor_says_what_works_and_what_to_fix(tmp_path: Path) -> None:
     bad = await solo("--config", str(config), "doctor", cwd=tmp_path)
     assert bad.returncode == 1
     assert 'FAIL chat adapters — [slack] mode = "http" needs signing_secret' in bad.stdout
+
+
+async def test_the_data_directory_and_everything_in_it_are_private(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "notes").mkdir(parents=True)
+    (data / "notes" / "old.md").write_text("written by an older version")
+    for path, mode in ((data, 0o755), (data / "notes", 0o755), (data / "notes" / "old.md", 0o644)):
+        path.chmod(mode)
+    script = "/note private note\n/remember the door code is 4471\n/send nowhere hi\n"
+    result = await solo("chat", stdin=script, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    seen = {p.relative_to(data).as_posix(): p.stat().st_mode & 0o777
+            for p in [data, *data.rglob("*")]}
+    assert {".", "solo.sqlite3", "checkpoints.sqlite3", "solo.log", "notes/old.md"} <= set(seen)
+    assert any(name.startswith("notes/") and name != "notes/old.md" for name in seen)
+    loose = {name: oct(mode) for name, mode in seen.items() if mode & 0o077}
+    assert loose == {}
+    assert seen["."] == 0o700

@@ -60,7 +60,7 @@ class SoloProcess:
         self.proc.stdin.write(f"{text}\n".encode())
         await self.proc.stdin.drain()
 
-    async def wait_for(self, pattern: str, *, start: int = 0, timeout: float = 60) -> int:
+    async def wait_for(self, pattern: str, *, start: int = 0, timeout: float = 180) -> int:
         """Index of the first line from ``start`` on that contains ``pattern``."""
         async def scan() -> int:
             while True:

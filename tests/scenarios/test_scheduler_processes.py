@@ -26,12 +26,7 @@ def config_for(tmp_path: Path, telegram: FakeTelegramServer, database_url: str =
 [storage]
 data_dir = "{tmp_path / 'data'}"
 database_url = "{database_url}"
-[telegram]
-token = "{telegram.token}"
-base_url = "{telegram.base_url}"
-operators = [111]
-poll_timeout_seconds = 1
-[schedule]
+{telegram.config_section()}[schedule]
 summary_time = "{(utcnow() + timedelta(hours=6)).strftime('%H:%M')}"
 """)
     return config
@@ -60,8 +55,7 @@ async def test_two_processes_on_postgres_fire_each_due_job_once(tmp_path: Path) 
             await storage.jobs.put(id=f"rem-two-{i}", kind="reminder", due_at=due,
                                    payload={"channel": "telegram", "chat": "111",
                                             "text": f"job {i}"})
-        await telegram.wait_for(lambda: len([t for t in telegram.texts() if "⏰" in t]) >= 12,
-                                timeout=30)
+        await telegram.wait_for(lambda: len([t for t in telegram.texts() if "⏰" in t]) >= 12)
         await asyncio.sleep(3)  # time for any duplicate to show up
         fired = sorted(t for t in telegram.texts() if "⏰" in t)
         assert fired == sorted(f"⏰ Reminder: job {i}" for i in range(12))  # each exactly once
@@ -96,7 +90,7 @@ async def test_a_summary_due_while_dead_follows_its_policy(
         proc = await start_serve(config, log)
         if expect_summary:
             await telegram.wait_for(lambda: any(t.startswith("Summary for")
-                                                for t in telegram.texts()), timeout=20)
+                                                for t in telegram.texts()))
         else:
             await asyncio.sleep(3)
             assert not any(t.startswith("Summary for") for t in telegram.texts())

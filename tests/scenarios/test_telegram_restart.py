@@ -20,13 +20,7 @@ async def test_sigkill_with_a_pending_card_then_the_original_button_works(
     config.write_text(f"""
 [storage]
 data_dir = "{tmp_path / 'data'}"
-[telegram]
-token = "{telegram.token}"
-base_url = "{telegram.base_url}"
-base_file_url = "{telegram.base_file_url}"
-operators = [111]
-poll_timeout_seconds = 1
-[connectors.webhooks.crm]
+{telegram.config_section()}[connectors.webhooks.crm]
 url = "{receiver.url}"
 """)
     log = tmp_path / "serve.log"

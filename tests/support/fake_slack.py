@@ -172,7 +172,7 @@ class FakeSlack:
 
     async def send_envelope(self, payload: dict) -> str:
         """Send ``payload`` to the connected Socket Mode client; return the envelope id."""
-        await self.wait_for(lambda: self._sockets, timeout=20)
+        await self.wait_for(lambda: self._sockets)
         kind = {"event_callback": "events_api", "block_actions": "interactive"}[payload["type"]]
         envelope_id = f"env{next(self._ids)}"
         await self._sockets[-1].send_json({"envelope_id": envelope_id, "type": kind,
@@ -213,7 +213,7 @@ class FakeSlack:
         return [e["value"] for b in message.get("blocks") or [] if b.get("type") == "actions"
                 for e in b["elements"]]
 
-    async def wait_for(self, predicate, *, timeout: float = 20) -> Any:
+    async def wait_for(self, predicate, *, timeout: float = 120) -> Any:
         """Wait until ``predicate()`` is truthy (re-checked after every request)."""
         return await wait_until(predicate, self._changed, timeout=timeout, describe=lambda: (
             f"calls: {[(c.method, c.params) for c in self.calls[-10:]]}"))

@@ -86,6 +86,12 @@ class FakeTelegramServer:
         """``[telegram] base_file_url`` for this server."""
         return f"{self.url}/file/bot"
 
+    def config_section(self, *, operators: str = "[111]") -> str:
+        """A ``[telegram]`` TOML section pointing ``solo serve`` at this server."""
+        return (f'[telegram]\ntoken = "{self.token}"\nbase_url = "{self.base_url}"\n'
+                f'base_file_url = "{self.base_file_url}"\noperators = {operators}\n'
+                "poll_timeout_seconds = 1\n")
+
     # --- injecting updates ------------------------------------------------------------------
 
     def push(self, update: dict[str, Any]) -> int:
@@ -151,7 +157,7 @@ class FakeTelegramServer:
         """Texts of messages sent to ``chat``, in order."""
         return [p["text"] for p in self.sent("sendMessage", chat_id=chat)]
 
-    async def wait_for(self, predicate, *, timeout: float = 20) -> Any:
+    async def wait_for(self, predicate, *, timeout: float = 120) -> Any:
         """Wait until ``predicate()`` is truthy (re-checked after every request)."""
         return await wait_until(predicate, self._changed, timeout=timeout, describe=lambda: (
             f"calls: {[(c.method, c.params) for c in self.calls[-15:]]}"))

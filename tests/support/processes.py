@@ -11,15 +11,20 @@ ROOT = Path(__file__).resolve().parents[2]
 READY = "solo serve: running"
 
 
-async def start_serve(config: Path, log: Path) -> asyncio.subprocess.Process:
-    """Start ``solo serve`` with its stderr appended to ``log``; return once it says it runs."""
+async def start_serve(config: Path, log: Path, *,
+                      config_first: bool = False) -> asyncio.subprocess.Process:
+    """Start ``solo serve --config CONFIG`` (the README's form; ``config_first`` puts the option
+    before the subcommand) with its stderr appended to ``log``; return once it says it runs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOLO_")}
     ready_before = log.read_text().count(READY) if log.exists() else 0
+    args = ["--config", str(config), "serve"] if config_first else \
+        ["serve", "--config", str(config)]
     with log.open("ab") as stderr:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "--config", str(config), "serve",
+            sys.executable, "-m", "bot.cli", *args,
             stderr=stderr, stdout=asyncio.subprocess.DEVNULL, env=env, cwd=ROOT)
-    for _ in range(300):
+    # Generous: a busy 2-core machine may take long to import and to open the stores.
+    for _ in range(1200):
         if log.read_text().count(READY) > ready_before:
             return proc
         if proc.returncode is not None:

@@ -79,3 +79,18 @@ def test_never_raises_and_names_are_fixed(text: str) -> None:
     result = asyncio.run(understander().understand(text))
     assert result.name in INTENTS
     assert 0.0 <= result.confidence <= 1.0
+
+
+@pytest.mark.parametrize("text", ["hi", "Hello there!", "thanks", "thank you so much 🙏",
+                                  "good morning", "ok cool", "sure", "bye", "how are you?"])
+async def test_greetings_and_thanks_are_small_talk_never_a_guess(text: str) -> None:
+    intent = await understander().understand(text)
+    assert intent.name == "smalltalk", intent
+    assert "choices" not in intent.slots
+
+
+@pytest.mark.parametrize(("text", "intent"), [("hi, remind me at 9 to call Bob", "remind"),
+                                              ("thanks, note: invoice sent", "note"),
+                                              ("note: hi", "note")])
+async def test_a_request_after_a_greeting_is_still_the_request(text: str, intent: str) -> None:
+    assert (await understander().understand(text)).name == intent
