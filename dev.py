@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Bootstrap a local virtualenv and run Solo OS or its tests. Needs only Python 3.11+ and pip.
 
-    python3 dev.py run     # solo chat on the embedded default (SQLite in ./data, no keys)
-    python3 dev.py test    # ruff, import contracts, the whole test suite
-    python3 dev.py bench   # the benchmarks in bench/
+python3 dev.py run     # solo chat on the embedded default (SQLite in ./data, no keys)
+python3 dev.py test    # ruff, import contracts, the whole test suite
+python3 dev.py bench   # the benchmarks in bench/
 """
 
 from __future__ import annotations

@@ -27,10 +27,12 @@ from pathlib import Path
 from sqlalchemy.pool import StaticPool
 
 from connectors.notes import NotesVaultConnector
+from graph.builder import build_graph
 from graph.checkpoints import postgres_checkpointer, sqlite_checkpointer
-from graph.director import Director, DirectorDeps, build_graph
+from graph.director import Director
 from graph.events import Inbound
 from graph.policy import Policy
+from graph.state import DirectorDeps
 from graph.understanding import CommandUnderstander
 from memory.db import open_database
 from memory.stores import Storage

@@ -31,12 +31,13 @@ from connectors.retry import RetryPolicy
 from connectors.webhooks import WebhookConnector
 from graph.budget import BudgetMeter, Caps, Prices
 from graph.checkpoints import postgres_checkpointer, sqlite_checkpointer
-from graph.director import Director, DirectorDeps
+from graph.director import Director
 from graph.events import Inbound, Reply, Transcript, VoiceError
 from graph.llm import LLMUnderstander
 from graph.local_understanding import LocalUnderstander
 from graph.policy import Policy
 from graph.scheduler import SUMMARY, Defer, Scheduler, in_quiet_hours, next_occurrence
+from graph.state import DirectorDeps
 from graph.understanding import Understander
 from memory.db import Database, libpq_url, open_database, urgent
 from memory.embeddings import StaticEmbeddings
@@ -161,6 +162,7 @@ class SoloApp:
         """Register ``adapter`` and (unless ``start=False``) start it.
 
         Args:
+            adapter: the chat adapter; its ``name`` is its channel.
             operators: overrides the configured operator list of its channel.
             start: False to register it for delivery only; :meth:`start_adapters` starts it.
         """
@@ -214,7 +216,7 @@ class SoloApp:
             plan_id = await self.director.accept_choice(inbound)
             return Admitted(inbound, plan_ids=[plan_id] if plan_id else [])
         if inbound.verb is not None:
-            plan_ids, replies = await self.director.apply_decision(inbound)
+            plan_ids, replies = await self.director.desk.decide(inbound)
             return Admitted(inbound, plan_ids=plan_ids, replies=replies)
         plan_id = await self.director.accept(inbound)
         return Admitted(inbound, plan_ids=[plan_id] if plan_id else [])
@@ -256,7 +258,7 @@ class SoloApp:
                 await self._queues[adapter.name].put(reply)
             elif reply.kind == "card":
                 ref = await adapter.post_card(reply.chat, reply.card)
-                await self.director.attach_card(reply.card.approval_id, adapter.name, ref)
+                await self.director.desk.attach_card(reply.card.approval_id, adapter.name, ref)
             elif reply.kind == "card_update":
                 await adapter.update_cards(reply.chat, reply.card_refs.get(adapter.name, []),
                                            reply.card)

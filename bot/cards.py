@@ -6,6 +6,7 @@ from html import escape
 from zoneinfo import ZoneInfo
 
 from graph.events import ApprovalCard
+from graph.timefmt import when_text
 
 MAX_FIELD = 600
 
@@ -32,7 +33,7 @@ def diff_lines(card: ApprovalCard, *, limit: int = MAX_FIELD) -> list[str]:
 
 def render_card_text(card: ApprovalCard, *, timezone: ZoneInfo) -> str:
     """The whole card as plain text, with the console's answer keys."""
-    expires = card.expires_at.astimezone(timezone).strftime("%Y-%m-%d %H:%M %Z")
+    expires = when_text(card.expires_at, timezone)
     body = [f"┌─ Approval {card.approval_id} · {card.risk.upper()} risk · expires {expires}",
             f"│ {card.reason}"]
     body += [f"│ {line}" for line in diff_lines(card)]
@@ -59,7 +60,7 @@ def render_card_html(card: ApprovalCard, *, timezone: ZoneInfo, limit: int = 400
 
 
 def _card_html(card: ApprovalCard, timezone: ZoneInfo, field_limit: int) -> str:
-    expires = card.expires_at.astimezone(timezone).strftime("%Y-%m-%d %H:%M %Z")
+    expires = when_text(card.expires_at, timezone)
     lines = [f"<b>Approval {card.approval_id}</b> · {card.risk.upper()} risk · expires {expires}",
              escape(card.reason)]
     for diff in card.diffs:

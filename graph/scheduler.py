@@ -16,6 +16,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from graph.events import Reply
+from graph.timefmt import when_text
 from memory.models import Job, utcnow
 from memory.stores import Storage
 
@@ -134,16 +135,14 @@ class Scheduler:
         policy, _, window = job.missed_policy.partition(":")
         return policy == "catch_up_within" and late <= timedelta(seconds=int(window or 0))
 
-    def _when(self, moment: datetime) -> str:
-        return moment.astimezone(self.timezone).strftime("%a %Y-%m-%d %H:%M %Z")
-
     async def _remind(self, job: Job, late: timedelta) -> list[Reply]:
         text = f"⏰ Reminder: {job.payload['text']}"
         if late > TOLERANCE:
-            text += f" (late: it was due {self._when(job.due_at)}, while I was not running)"
+            due = when_text(job.due_at, self.timezone, weekday=True)
+            text += f" (late: it was due {due}, while I was not running)"
         return [Reply("message", job.payload["channel"], job.payload["chat"], text=text)]
 
     def _skipped(self, job: Job) -> list[Reply]:
         text = (f"Missed while I was not running: reminder \"{job.payload['text']}\" was due "
-                f"{self._when(job.due_at)}; too late to send now.")
+                f"{when_text(job.due_at, self.timezone, weekday=True)}; too late to send now.")
         return [Reply("message", job.payload["channel"], job.payload["chat"], text=text)]

@@ -6,15 +6,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from graph.commands import BY_NAME
+
 INTENTS = ("note", "send", "remind", "remember", "recall", "forget", "summary", "status",
            "approvals", "audit", "budget", "help", "smalltalk", "unknown")
 
-_COMMANDS = {
-    "help": "help", "start": "help", "status": "status", "note": "note", "send": "send",
-    "approvals": "approvals", "audit": "audit", "remind": "remind", "reminders": "remind",
-    "summary": "summary", "remember": "remember", "memory": "recall", "forget": "forget",
-    "budget": "budget",
-}
 _COMMAND = re.compile(r"^/(?P<name>[A-Za-z_]+)(?:@\S+)?(?:\s+(?P<rest>.*))?$", re.DOTALL)
 
 
@@ -64,10 +60,11 @@ def parse_command(text: str) -> Intent | None:
         return None
     command = match["name"].lower()
     rest = (match["rest"] or "").strip()
-    intent = _COMMANDS.get(command)
-    if intent is None:
+    spec = BY_NAME.get(command)
+    if spec is None:
         return Intent("unknown", {"command": command,
                                   "error": f"Unknown command /{command}. Try /help."})
+    intent = spec.intent
     if intent == "note":
         return Intent("note", {"text": rest}) if rest else _usage(command, "/note TEXT")
     if intent == "send":

@@ -250,7 +250,12 @@ class Memory:
         """The ``k`` most relevant active items for ``query``.
 
         Args:
+            query: the question, in the operator's words.
+            k: how many items at most.
             mode: ``hybrid`` (default), ``keyword`` or ``vector``.
+            kinds: only items of these kinds (fact, note, receipt, ...), if given.
+            since: only items created at or after this time, if given.
+            until: only items created before this time, if given.
             exclude: item ids to leave out (the question itself, as a conversation turn).
         """
         searches = []

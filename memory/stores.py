@@ -32,6 +32,7 @@ T = TypeVar("T")
 
 
 def dialect_insert(conn: Connection) -> Any:
+    """The ``insert`` of the connection's dialect (for ``ON CONFLICT`` clauses)."""
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 

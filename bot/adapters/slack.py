@@ -34,6 +34,7 @@ from bot.adapters.base import (
 )
 from bot.cards import diff_lines, split_text
 from graph.events import ApprovalCard, Inbound
+from graph.timefmt import when_text
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def card_blocks(card: ApprovalCard, *, timezone: ZoneInfo) -> list[dict[str, Any
     diff = "\n".join(diff_lines(card))
     if len(diff) > MAX_SECTION:
         diff = f"{diff[:MAX_SECTION]}\n… [{len(diff) - MAX_SECTION} more characters not shown]"
-    expires = card.expires_at.astimezone(timezone).strftime("%Y-%m-%d %H:%M %Z")
+    expires = when_text(card.expires_at, timezone)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn",
                                      "text": f"*Approval `{card.approval_id}`* — {card.reason}"[

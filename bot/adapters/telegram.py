@@ -32,18 +32,12 @@ from bot.adapters.base import (
     healthz,
 )
 from bot.cards import render_card_html, split_text
+from graph.commands import menu as command_menu
 from graph.events import ApprovalCard, Inbound
 
 log = logging.getLogger(__name__)
 
-COMMANDS = [
-    BotCommand("note", "Save a note (runs at once)"),
-    BotCommand("send", "Post to a webhook: /send NAME TEXT (asks first)"),
-    BotCommand("approvals", "Cards waiting for you"),
-    BotCommand("audit", "Latest actions, with receipts"),
-    BotCommand("status", "What is running, waiting, failing"),
-    BotCommand("help", "What I can do"),
-]
+COMMANDS = [BotCommand(name, description) for name, description in command_menu()]
 ALLOWED_UPDATES = ["message", "callback_query"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 

@@ -1,0 +1,72 @@
+"""The ``execute_steps`` node: the only place with external effects.
+
+Each step writes its outbox row (keyed by plan and step) before the connector call; a step
+found in flight after a crash is reconciled with the connector, else re-sent under the same key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from connectors.base import Action, AuthError, ConnectorError, PermanentError, Receipt
+from graph.state import DirectorDeps, PlanState, idempotency_key_for
+
+
+async def execute_steps(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
+    """Perform the steps, each exactly once, through the outbox."""
+    deps = runtime.context
+    if state.get("approval_id") and state.get("decision") != "approved":
+        return {"results": [{"status": "skipped"} for _ in state["steps"]]}
+    results: list[dict[str, Any]] = []
+    for index, step in enumerate(state["steps"]):
+        if results and results[-1]["status"] != "done":
+            results.append({"status": "skipped"})
+            continue
+        results.append(await _run_step(state, deps, index, Action(**step["action"])))
+    return {"results": results}
+
+
+async def _run_step(state: PlanState, deps: DirectorDeps, index: int,
+                    action: Action) -> dict[str, Any]:
+    plan_id = state["plan_id"]
+    key = idempotency_key_for(plan_id, index)
+    connector = deps.connectors[action.connector]
+    outbox = deps.storage.outbox
+    row, earlier_attempts = await outbox.begin(key=key, plan_id=plan_id,
+                                               connector=action.connector, action=asdict(action))
+    if row.status == "done":
+        return {"status": "done", "receipt": row.receipt}
+    if row.status == "failed":
+        return {"status": "failed", "error": row.last_error}
+    audit = {"actor": state["inbound"]["actor"], "channel": state["inbound"]["channel"],
+             "plan_id": plan_id, "intent": state["intent"]["intent"], "connector": action.connector,
+             "idempotency_key": key}
+    receipt: Receipt | None = None
+    if earlier_attempts:
+        # An earlier attempt may have reached the target before a crash: ask it first.
+        receipt = await connector.reconcile(key)
+    try:
+        if receipt is None:
+            receipt = await connector.execute(action, idempotency_key=key)
+    except ConnectorError as exc:
+        error = _describe_failure(exc, action)
+        await outbox.fail(key, error=error, audit={
+            **audit, "decision": "failed", "dedup_key": f"{key}:outcome",
+            "detail": {"error": error}})
+        return {"status": "failed", "error": error}
+    await outbox.finish(key, receipt=receipt.to_dict(), audit={
+        **audit, "decision": "executed", "receipt_id": receipt.id,
+        "dedup_key": f"{key}:outcome", "detail": {"summary": receipt.summary}})
+    return {"status": "done", "receipt": receipt.to_dict()}
+
+
+def _describe_failure(exc: ConnectorError, action: Action) -> str:
+    if isinstance(exc, AuthError):
+        return f"{exc}. Reconnect {action.connector} (check its credentials in the config)."
+    if isinstance(exc, PermanentError):
+        return f"{exc}. Not retried."
+    return (f"{exc}. Gave up after retrying; the target may or may not have received it, "
+            "and nothing more will be sent automatically.")

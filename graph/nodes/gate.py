@@ -1,0 +1,48 @@
+"""The ``gate_steps`` node: preview every step, apply the policy, open an approval for risky
+plans (an approval row keyed by the plan: re-running the node finds the same row).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from connectors.base import Action, ConnectorError
+from graph.events import Inbound
+from graph.policy import RISKS
+from graph.state import DirectorDeps, PlanState, approval_id_for, say
+from memory.models import utcnow
+
+
+async def gate_steps(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
+    """Preview every step, apply the policy, and open an approval for risky plans."""
+    deps = runtime.context
+    inbound = Inbound.from_dict(state["inbound"])
+    steps: list[dict[str, Any]] = []
+    for step in state["steps"]:
+        action = Action(**step["action"])
+        connector = deps.connectors.get(action.connector)
+        if connector is None:
+            return {"steps": [], "replies": [say(f"{action.connector} is not configured.")]}
+        try:
+            diff = await connector.preview(action)
+        except ConnectorError as exc:
+            return {"steps": [], "replies": [say(f"Cannot do that: {exc}")]}
+        risk = deps.policy.risk_for(action)
+        if step.get("external") and risk == "low":
+            risk = "medium"  # derived while outside text was in the prompt
+        steps.append({**step, "risk": risk, "diff": diff.to_dict()})
+    risky = [s for s in steps if deps.policy.needs_approval(s["risk"])]
+    if not risky:
+        return {"steps": steps, "approval_id": None}
+    now = utcnow()
+    approval = await deps.storage.approvals.ensure(
+        id=approval_id_for(state["plan_id"]), plan_id=state["plan_id"],
+        channel=inbound.channel, chat=inbound.chat, kind=risky[0]["action"]["kind"],
+        risk=max((s["risk"] for s in risky), key=RISKS.index),
+        reason=f'{inbound.actor} asked: "{inbound.text[:300]}"',
+        diff={"steps": [s["diff"] for s in steps]},
+        created_at=now, expires_at=now + deps.policy.approval_ttl,
+    )
+    return {"steps": steps, "approval_id": approval.id}

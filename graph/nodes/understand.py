@@ -1,0 +1,119 @@
+"""The ``understand_message`` node: the operator's text (or voice note) to an intent.
+
+Nothing here has an effect outside Solo OS's own rows: a model call is metered, a budget card is
+an approval row keyed by the plan, so re-running the node after a crash is harmless.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from graph.budget import BudgetExceeded
+from graph.events import Inbound, Transcript, VoiceError
+from graph.llm import LLMUnderstander, MalformedOutput, ModelUnavailable
+from graph.state import DirectorDeps, PlanState, approval_id_for, say
+from graph.understanding import Intent, parse_command
+from memory.models import Approval, utcnow
+
+_DRAFT = re.compile(r"\b(?:draft|compose|write (?:a|an|the) (?:note|message|email|reply))\b",
+                    re.IGNORECASE)
+
+
+async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
+    """Map the operator's text to an intent."""
+    deps = runtime.context
+    inbound = Inbound.from_dict(state["inbound"])
+    chosen = (inbound.attachment or {}).get("intent")
+    if chosen:  # the operator tapped one of the intents offered when unsure
+        slots_of = getattr(deps.fallback or deps.understander, "slots", None)
+        slots = slots_of(chosen, inbound.text) if slots_of else {}
+        return {"intent": Intent(chosen, slots, 1.0).to_dict()}
+    heard: Transcript | None = None
+    if inbound.attachment and not inbound.text.strip():
+        if inbound.attachment.get("kind") != "voice" or deps.hear is None:
+            intent = Intent("unknown", {"error": f"I cannot read {inbound.attachment['kind']} "
+                                                 "messages here; please type it."})
+            return {"intent": intent.to_dict()}
+        try:
+            heard = await deps.hear(inbound)
+        except VoiceError as exc:
+            return {"intent": Intent("unknown", {
+                "error": f"I could not use that voice note: {exc}. Nothing was done."}).to_dict()}
+        await deps.storage.audit.append(
+            actor=inbound.actor, channel=inbound.channel, plan_id=state["plan_id"],
+            decision="voice.transcribed", dedup_key=f"{state['plan_id']}:voice",
+            detail={"summary": f"voice note: {heard.text}", "confidence": heard.confidence,
+                    "seconds": round(heard.seconds, 1)})
+        inbound = replace(inbound, text=heard.text)
+    result = await _understand_text(state, deps, inbound)
+    if heard is not None:
+        intent = result["intent"]
+        # A voice note acts at once only when both the ears and the understanding are sure.
+        intent["slots"]["voice"] = not (intent["confidence"] >= 0.9 and heard.confidence >= 0.5)
+        result["replies"] = [say(f"🎙 I heard: “{heard.text}” (transcript confidence "
+                                  f"{heard.confidence:.0%}; understood as {intent['intent']}, "
+                                  f"{intent['confidence']:.0%})"), *result.get("replies", [])]
+    return result
+
+
+async def _understand_text(state: PlanState, deps: DirectorDeps,
+                           inbound: Inbound) -> dict[str, Any]:
+    if not isinstance(deps.understander, LLMUnderstander) or parse_command(inbound.text):
+        intent = await deps.understander.understand(inbound.text)
+        notices = []
+        if _DRAFT.search(inbound.text) and intent.name in ("note", "send"):
+            notices.append(say("(Drafting needs a model: set [llm] model. I used your words "
+                                "as they are.)"))
+        return {"intent": intent.to_dict(), "replies": notices}
+    memory = await deps.memory.context(inbound.text, budget=deps.context_tokens) \
+        if deps.memory else ""
+    context = {"plan_id": state["plan_id"], "actor": inbound.actor, "channel": inbound.channel,
+               "memory": memory}
+    notices: list[dict[str, Any]] = []
+    try:
+        try:
+            intent = await deps.understander.understand(inbound.text, context)
+        except BudgetExceeded as exc:
+            approval = await _budget_approval(state, deps, inbound, exc)
+            if approval.status == "pending":
+                interrupt({"approval_id": approval.id})
+                approval = await deps.storage.approvals.get(approval.id)
+            await deps.storage.approvals.complete(approval.id, receipt_id=None)
+            notices.append({"kind": "card_update", "approval_id": approval.id})
+            if approval.status != "approved":
+                raise ModelUnavailable(f"the budget cap was kept ({approval.status})") from exc
+            intent = await deps.understander.understand(
+                inbound.text, {**context, "over_budget_approved": True})
+    except ModelUnavailable as exc:
+        intent = await deps.fallback.understand(inbound.text)
+        notices.append(say(f"(The model was not used: {exc}. I used the offline "
+                            "understanding instead.)"))
+    except MalformedOutput as exc:
+        intent = Intent("unknown", {"error": f"The model's answer could not be read as a plan "
+                                             f"({exc}); nothing was done. Try again, or use a "
+                                             "/command."})
+    if memory and intent.slots.get("steps"):
+        # Material from outside was in the prompt: whatever the plan does waits for approval.
+        intent.slots["external"] = True
+    return {"intent": intent.to_dict(), "replies": notices}
+
+
+async def _budget_approval(state: PlanState, deps: DirectorDeps, inbound: Inbound,
+                           exc: BudgetExceeded) -> Approval:
+    now = utcnow()
+    return await deps.storage.approvals.ensure(
+        id=approval_id_for(f"{state['plan_id']}:budget"), plan_id=state["plan_id"],
+        channel=inbound.channel, chat=inbound.chat, kind="budget.exceed", risk="medium",
+        reason=f"A model call for \"{inbound.text[:200]}\" would go over the {exc.cap_name} "
+               "budget cap. Approve to allow this one call; reject to use the offline "
+               "understanding.",
+        diff={"steps": [{"title": "Model call over budget", "fields": [
+            ["cap", None, f"{exc.cap_name} ${exc.cap:.2f}"],
+            ["spent", None, f"${exc.spent:.4f}"],
+            ["this call (estimate)", None, f"${exc.estimate:.4f}"]]}]},
+        created_at=now, expires_at=now + deps.policy.approval_ttl)

@@ -1,0 +1,85 @@
+"""The state of a plan thread, its ids, and what the nodes get to work with.
+
+Ids derive from durable ids only (a platform event id, a plan id), never from randomness, so a
+re-run after a crash finds the same rows and the same idempotency keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import operator
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+from zoneinfo import ZoneInfo
+
+from connectors.base import Connector
+from graph.budget import BudgetMeter
+from graph.events import Inbound, Transcript
+from graph.policy import Policy
+from graph.understanding import Understander
+from memory.knowledge import Memory
+from memory.stores import Storage
+
+
+def plan_id_for(channel: str, event_id: str) -> str:
+    """The plan id of the plan started by platform event ``event_id`` on ``channel``."""
+    return "p" + hashlib.sha256(f"{channel}:{event_id}".encode()).hexdigest()[:20]
+
+
+def approval_id_for(plan_id: str) -> str:
+    """The short, stable id of a plan's approval (fits Telegram's 64-byte callback data)."""
+    digest = hashlib.sha256(f"approval:{plan_id}".encode()).digest()
+    return base64.b32encode(digest).decode().lower()[:8]
+
+
+def idempotency_key_for(plan_id: str, step: int) -> str:
+    """The idempotency key of step ``step`` of ``plan_id``: stable across retries and restarts."""
+    return f"solo-{plan_id}-{step}"
+
+
+@dataclass
+class DirectorDeps:
+    """What the nodes need, passed as LangGraph's run-time context.
+
+    Attributes:
+        connectors: by connector name (``notes``, ``webhook:crm``).
+        webhooks: webhook name → connector name.
+    """
+
+    storage: Storage
+    connectors: dict[str, Connector]
+    webhooks: dict[str, str]
+    policy: Policy
+    understander: Understander
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    notes: str | None = "notes"
+    memory: Memory | None = None
+    notes_dir: Path | None = None
+    hear: Callable[[Inbound], Awaitable[Transcript]] | None = None
+    """Transcribes an inbound voice note (download through its adapter, then speech to text)."""
+    fallback: Understander | None = None
+    """Used when the model cannot be (provider down, budget kept)."""
+    meter: BudgetMeter | None = None
+    context_tokens: int = 800
+
+
+class PlanState(TypedDict, total=False):
+    """The state of one plan thread (JSON-serialisable, so the checkpointer can keep it)."""
+
+    plan_id: str
+    inbound: dict[str, Any]
+    intent: dict[str, Any]
+    steps: list[dict[str, Any]]
+    approval_id: str | None
+    decision: str | None
+    results: list[dict[str, Any]]
+    replies: Annotated[list[dict[str, Any]], operator.add]
+    """Appended to by each node (a notice from understanding, an answer, the receipts)."""
+
+
+def say(text: str) -> dict[str, Any]:
+    """A plain-text reply item of a node."""
+    return {"kind": "message", "text": text}

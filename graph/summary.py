@@ -1,0 +1,52 @@
+"""The daily summary: done yesterday with receipts, what waits, failures, budget, reminders,
+and what happened around downtime.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from graph.scheduler import REMINDER
+from graph.state import DirectorDeps, say
+from memory.models import utcnow
+
+
+async def daily_summary(deps: DirectorDeps, *,
+                    now: datetime | None = None) -> list[dict[str, Any]]:
+    """The daily summary as reply items: one skimmable message, then every pending card
+    (with working buttons)."""
+    tz = deps.timezone
+    now = (now or utcnow()).astimezone(tz)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = today - timedelta(days=1)
+    events = await deps.storage.audit.between(yesterday, now + timedelta(seconds=1))
+    done = [e for e in events if e.decision == "executed" and e.at < today]
+    failed = [e for e in events if e.decision == "failed" and e.at < today]
+    # Downtime shows up as jobs run late or skipped, often this morning: count until now.
+    late = [e for e in events if e.decision == "job.ran"
+            and (e.detail or {}).get("late_seconds", 0) > 90]
+    skipped = [e for e in events if e.decision == "job.skipped"]
+    pending = await deps.storage.approvals.pending()
+    reminders = [j for j in await deps.storage.jobs.scheduled(REMINDER)
+                 if j.due_at.astimezone(tz).date() == now.date()]
+    lines = [f"Summary for {now:%a %d %b %Y} ({tz.key})"]
+    lines.append(f"Done yesterday ({len(done)}):" if done else "Done yesterday: nothing.")
+    lines += [f"• {(e.detail or {}).get('summary', e.connector)} — receipt {e.receipt_id}"
+              for e in done]
+    lines.append(f"Waiting for you ({len(pending)}): the cards follow." if pending
+                 else "Waiting for you: nothing.")
+    if failed:
+        lines.append(f"Failed yesterday ({len(failed)}):")
+        lines += [f"• {(e.detail or {}).get('error', f'{e.connector} failed')}"
+                  for e in failed]
+    lines.append(await deps.meter.report() if deps.meter is not None
+                 else "Budget: no model configured, nothing spent.")
+    lines.append(f"Reminders today ({len(reminders)}): " + "; ".join(
+        f"{j.due_at.astimezone(tz):%H:%M} {j.payload['text']}" for j in reminders)
+        if reminders else "Reminders today: none.")
+    if late or skipped:
+        lines.append(f"After downtime: {len(late)} job(s) ran late, {len(skipped)} "
+                     "skipped.")
+    return [say("\n".join(lines))] + [{"kind": "card", "approval_id": a.id}
+                                       for a in pending]

@@ -1,0 +1,14 @@
+"""How times are shown to the operator: one format everywhere (replies, cards, summaries)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+
+def when_text(moment: datetime | None, tz: ZoneInfo, *, weekday: bool = False) -> str:
+    """``2026-11-23 09:14 CET`` (``Mon 2026-11-23 09:14 CET`` with ``weekday``) in the
+    operator's zone; ``?`` when there is no time."""
+    if moment is None:
+        return "?"
+    return moment.astimezone(tz).strftime(("%a " if weekday else "") + "%Y-%m-%d %H:%M %Z")
