@@ -48,6 +48,11 @@ CATALOGUE: tuple[CommandSpec, ...] = (
                 "search facts, notes, receipts and past messages"),
     CommandSpec("forget", "forget", "/forget ID", "erase a memory item (the decision is audited)"),
     CommandSpec("budget", "budget", "/budget", "model spend against the caps"),
+    CommandSpec("plans", "plans", "/plans", "open and recent plans", "Open and recent plans"),
+    CommandSpec("plan", "plans", "/plan ID", "a plan's steps, statuses, receipts and cost"),
+    CommandSpec("retry", "plans", "/retry ID",
+                "run a plan's failed steps again under their original keys"),
+    CommandSpec("cancel", "plans", "/cancel ID", "cancel what has not run of a plan"),
     CommandSpec("help", "help", "/help", "this list", "What I can do"),
     CommandSpec("start", "help", "/start", "", ""),  # Telegram sends it when a chat opens
 )

@@ -43,6 +43,7 @@ class Director:
 
     def __init__(self, *, deps: DirectorDeps, checkpointer: BaseCheckpointSaver) -> None:
         self.deps = deps
+        deps.checkpointer = checkpointer
         self.storage = deps.storage
         self.desk = ApprovalDesk(storage=deps.storage, timezone=deps.timezone)
         self.graph = build_graph(checkpointer=checkpointer)
@@ -134,8 +135,16 @@ class Director:
             replies = [self.desk.card_reply("card", approval, channel=inbound.channel,
                                             chat=inbound.chat)]
             return await self._finish(plan_id, "waiting", replies)
-        replies = [await self._reply(inbound, item) for item in result.get("replies", [])]
-        return await self._finish(plan_id, "done", replies)
+        items = result.get("replies", [])
+        replies = [await self._reply(inbound, item) for item in items
+                   if item["kind"] != "continue"]
+        replies = await self._finish(plan_id, "done", replies)
+        # A repair command (/cancel) decided another plan: carry that plan on now. A crash
+        # before this leaves it unfinished with a decided approval; the reconciler continues it.
+        for item in items:
+            if item["kind"] == "continue" and item["plan_id"] != plan_id:
+                replies += await self.continue_plan(item["plan_id"])
+        return replies
 
     async def _finish(self, plan_id: str, status: str, replies: list[Reply]) -> list[Reply]:
         """Set the plan's status and queue its replies for durable channels in one transaction,

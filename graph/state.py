@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 from zoneinfo import ZoneInfo
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
 from connectors.base import Connector
 from graph.budget import BudgetMeter
 from graph.events import Inbound, Transcript
@@ -63,6 +65,8 @@ class DirectorDeps:
     fallback: Understander | None = None
     """Used when the model cannot be (provider down, budget kept)."""
     meter: BudgetMeter | None = None
+    checkpointer: BaseCheckpointSaver | None = None
+    """Read by ``/plan`` to show a plan's last checkpoint (set by the director)."""
     context_tokens: int = 800
 
 

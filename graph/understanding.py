@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from graph.commands import BY_NAME
 
 INTENTS = ("note", "send", "remind", "remember", "recall", "forget", "summary", "status",
-           "approvals", "audit", "budget", "help", "smalltalk", "unknown")
+           "approvals", "audit", "budget", "help", "smalltalk", "plans", "unknown")
 
 _COMMAND = re.compile(r"^/(?P<name>[A-Za-z_]+)(?:@\S+)?(?:\s+(?P<rest>.*))?$", re.DOTALL)
 
@@ -75,8 +75,9 @@ def parse_command(text: str) -> Intent | None:
         if len(message) >= 2 and message[0] == message[-1] and message[0] in "\"'":
             message = message[1:-1]
         return Intent("send", {"webhook": name.lower(), "text": message})
-    if intent in ("remember", "recall", "forget", "remind"):  # /reminders too: see "command"
-        key = {"remember": "text", "recall": "query", "forget": "id", "remind": "text"}[intent]
+    if intent in ("remember", "recall", "forget", "remind", "plans"):  # see "command"
+        key = {"remember": "text", "recall": "query", "forget": "id", "remind": "text",
+               "plans": "id"}[intent]
         slots: dict[str, Any] = {"command": command}
         if rest:
             slots[key] = rest

@@ -70,6 +70,33 @@ class Plan(Base):
     __table_args__ = (Index("ix_plans_status", "status"),)
 
 
+class PlanStep(Base):
+    """One step of a plan as the operator and the code read it (the LangGraph checkpoint stays
+    the execution state).
+
+    ``status``: proposed, waiting (for approval), approved, rejected, expired, running, done,
+    failed, skipped (a step it depends on did not run) or cancelled.
+    """
+
+    __tablename__ = "plan_steps"
+
+    plan_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    connector: Mapped[str] = mapped_column(String(100))
+    action: Mapped[dict[str, Any]]
+    depends_on: Mapped[list[int]] = mapped_column(JSON, default=list)
+    risk: Mapped[str] = mapped_column(String(8))
+    diff: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_plan_steps_key", "idempotency_key"),)
+
+
 class Approval(Base):
     """A risky step waiting for (or having had) the operator's decision."""
 

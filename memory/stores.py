@@ -24,6 +24,7 @@ from memory.models import (
     Job,
     OutboxEntry,
     Plan,
+    PlanStep,
     UTCDateTime,
     utcnow,
 )
@@ -56,6 +57,13 @@ def _write(conn: Connection, statement: Any) -> None:
     """Execute ``statement`` and discard its result (SQLite refuses to commit while a RETURNING
     result is still open)."""
     conn.execute(statement).close()
+
+
+def _step_settles(conn: Connection, key: str, values: dict[str, Any], now: datetime) -> None:
+    """Carry an outbox change over to the plan steps that share its key (the step itself and a
+    retry of it), in the caller's transaction."""
+    conn.execute(update(PlanStep).where(PlanStep.idempotency_key == key)
+                 .values(updated_at=now, **values))
 
 
 def read_orm(conn: Connection, query: Callable[[Session], T]) -> T:
@@ -171,6 +179,60 @@ class PlanStore(_Store):
         return await self._db.run(lambda conn: dict(conn.execute(
             select(Plan.status, func.count()).group_by(Plan.status)).all()))
 
+    async def find(self, prefix: str) -> Plan | None:
+        """The plan whose id is or starts with ``prefix`` (at least 6 characters), or None
+        when none or several match."""
+        if len(prefix) < 6:
+            return None
+        found = await self._all(select(Plan).where(Plan.id.startswith(prefix, autoescape=True))
+                                .limit(2))
+        return found[0] if len(found) == 1 else None
+
+    async def recent(self, limit: int = 10) -> Sequence[Plan]:
+        """Open plans first (running, waiting), then the latest others; newest first."""
+        open_first = case((Plan.status.in_(("running", "waiting")), 0), else_=1)
+        return await self._all(select(Plan).order_by(open_first, Plan.created_at.desc())
+                               .limit(limit))
+
+    async def record_steps(self, plan_id: str, steps: list[dict[str, Any]]) -> None:
+        """Store (or refresh) the steps of ``plan_id`` as proposed: ``position``, ``action``,
+        ``depends_on``, ``risk``, ``diff``, ``status``, ``idempotency_key`` each. A step that
+        has started already keeps its status (re-running the gate after a crash)."""
+        now = utcnow()
+        settled = PlanStep.status.in_(("running", "done", "failed"))
+
+        def work(conn: Connection) -> None:
+            for step in steps:
+                values = {"plan_id": plan_id, "kind": step["action"]["kind"],
+                          "connector": step["action"]["connector"], "updated_at": now,
+                          **{k: step[k] for k in ("position", "action", "depends_on", "risk",
+                                                   "diff", "status", "idempotency_key")}}
+                conn.execute(dialect_insert(conn)(PlanStep).values(**values).on_conflict_do_update(
+                    index_elements=[PlanStep.plan_id, PlanStep.position],
+                    set_={"status": case((settled, PlanStep.status), else_=values["status"]),
+                          "diff": values["diff"], "risk": values["risk"],
+                          "updated_at": now}))
+
+        await self._db.run(work)
+
+    async def set_step_status(self, plan_id: str, statuses: dict[int, str]) -> None:
+        """Set the status of steps that have not started (by position), in one transaction."""
+        now = utcnow()
+
+        def work(conn: Connection) -> None:
+            for position, status in statuses.items():
+                conn.execute(update(PlanStep).where(
+                    PlanStep.plan_id == plan_id, PlanStep.position == position,
+                    PlanStep.status.not_in(("running", "done", "failed")),
+                ).values(status=status, updated_at=now))
+
+        await self._db.run(work)
+
+    async def steps(self, plan_id: str) -> Sequence[PlanStep]:
+        """The steps of ``plan_id`` in order."""
+        return await self._all(select(PlanStep).where(PlanStep.plan_id == plan_id)
+                               .order_by(PlanStep.position))
+
 
 class ApprovalStore(_Store):
     """Approval rows: one per risky step, decided once."""
@@ -256,6 +318,11 @@ class ApprovalStore(_Store):
         return await self._all(select(Approval).where(Approval.status == "pending")
                                .order_by(Approval.created_at))
 
+    async def for_plan(self, plan_id: str) -> Sequence[Approval]:
+        """Every approval of ``plan_id`` (its steps' and any budget card), oldest first."""
+        return await self._all(select(Approval).where(Approval.plan_id == plan_id)
+                               .order_by(Approval.created_at))
+
 
 class OutboxStore(_Store):
     """External effects, each keyed by its idempotency key."""
@@ -286,6 +353,8 @@ class OutboxStore(_Store):
                                          else_=OutboxEntry.updated_at)},
             ).returning(*OutboxEntry.__table__.c)
             row = conn.execute(statement).one()
+            if row.status == "in_flight":
+                _step_settles(conn, key, {"status": "running"}, now)
             return row, row.attempts - 1 if row.status == "in_flight" else row.attempts
 
         return await self._db.run(work)
@@ -293,17 +362,33 @@ class OutboxStore(_Store):
     async def finish(self, key: str, *, receipt: dict[str, Any],
                      audit: dict[str, Any] | None = None) -> None:
         """Mark ``key`` done with its receipt (and append ``audit`` in the same transaction)."""
-        await self._settle(key, {"status": "done", "receipt": receipt}, audit)
+        await self._settle(key, {"status": "done", "receipt": receipt},
+                           {"status": "done", "receipt": receipt, "error": None}, audit)
 
     async def fail(self, key: str, *, error: str, audit: dict[str, Any] | None = None) -> None:
         """Mark ``key`` failed for good (and append ``audit`` in the same transaction)."""
-        await self._settle(key, {"status": "failed", "last_error": error}, audit)
+        await self._settle(key, {"status": "failed", "last_error": error},
+                           {"status": "failed", "error": error}, audit)
 
-    async def _settle(self, key: str, values: dict[str, Any],
+    async def reopen(self, key: str) -> bool:
+        """Make a failed ``key`` eligible for one more attempt under the same key (the operator
+        fixed the cause and asked to retry). False unless it had failed."""
+        def work(conn: Connection) -> bool:
+            reopened = conn.execute(update(OutboxEntry).where(
+                OutboxEntry.key == key, OutboxEntry.status == "failed",
+            ).values(status="in_flight", updated_at=utcnow()).returning(OutboxEntry.key)).all()
+            return bool(reopened)
+
+        return await self._db.run(work)
+
+    async def _settle(self, key: str, values: dict[str, Any], step: dict[str, Any],
                       audit: dict[str, Any] | None) -> None:
+        now = utcnow()
+
         def work(conn: Connection) -> None:
             conn.execute(update(OutboxEntry).where(OutboxEntry.key == key)
-                         .values(updated_at=utcnow(), **values))
+                         .values(updated_at=now, **values))
+            _step_settles(conn, key, step, now)
             if audit is not None:
                 _write(conn, _audit_insert(conn, audit))
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from graph.handlers.info import answer_question
 from graph.handlers.memory import answer_memory
+from graph.handlers.plans import answer_plans
 from graph.handlers.reminders import answer_reminder
 from graph.state import DirectorDeps, PlanState
 from graph.understanding import Intent
@@ -20,7 +21,7 @@ Handler = Callable[[Intent, PlanState, DirectorDeps], Awaitable[list[dict[str, A
 
 HANDLERS: dict[str, Handler] = {
     "remember": answer_memory, "recall": answer_memory, "forget": answer_memory,
-    "remind": answer_reminder,
+    "remind": answer_reminder, "plans": answer_plans,
 }
 
 

@@ -16,23 +16,39 @@ from graph.state import DirectorDeps, PlanState, idempotency_key_for
 
 
 async def execute_steps(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
-    """Perform the steps, each exactly once, through the outbox."""
+    """Perform the steps, each exactly once, through the outbox.
+
+    A step that needed the approval runs only if it was approved; a step runs only when every
+    step it depends on is done. Independent steps still run when another is rejected or fails.
+    """
     deps = runtime.context
-    if state.get("approval_id") and state.get("decision") != "approved":
-        return {"results": [{"status": "skipped"} for _ in state["steps"]]}
+    decision = state.get("decision") or "approved"
     results: list[dict[str, Any]] = []
+    halted: dict[int, str] = {}
     for index, step in enumerate(state["steps"]):
-        if results and results[-1]["status"] != "done":
-            results.append({"status": "skipped"})
+        blocked = [d for d in step.get("depends_on", []) if results[d]["status"] != "done"]
+        # A plan gated by an older version has no per-step flag: then its approval covers all.
+        needs_approval = step.get("needs_approval", bool(state.get("approval_id")))
+        if needs_approval and decision != "approved":
+            results.append({"status": decision})
+        elif blocked:
+            results.append({"status": "skipped", "because": blocked[0]})
+        else:
+            if step.get("retry_of"):
+                await deps.storage.outbox.reopen(step["key"])
+            results.append(await _run_step(state, deps, index, step))
             continue
-        results.append(await _run_step(state, deps, index, Action(**step["action"])))
+        halted[index] = results[-1]["status"]
+    if halted:
+        await deps.storage.plans.set_step_status(state["plan_id"], halted)
     return {"results": results}
 
 
 async def _run_step(state: PlanState, deps: DirectorDeps, index: int,
-                    action: Action) -> dict[str, Any]:
+                    step: dict[str, Any]) -> dict[str, Any]:
     plan_id = state["plan_id"]
-    key = idempotency_key_for(plan_id, index)
+    action = Action(**step["action"])
+    key = step.get("key") or idempotency_key_for(plan_id, index)
     connector = deps.connectors[action.connector]
     outbox = deps.storage.outbox
     row, earlier_attempts = await outbox.begin(key=key, plan_id=plan_id,

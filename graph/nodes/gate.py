@@ -11,7 +11,7 @@ from langgraph.runtime import Runtime
 from connectors.base import Action, ConnectorError
 from graph.events import Inbound
 from graph.policy import RISKS
-from graph.state import DirectorDeps, PlanState, approval_id_for, say
+from graph.state import DirectorDeps, PlanState, approval_id_for, idempotency_key_for, say
 from memory.models import utcnow
 
 
@@ -33,7 +33,17 @@ async def gate_steps(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[s
         if step.get("external") and risk == "low":
             risk = "medium"  # derived while outside text was in the prompt
         steps.append({**step, "risk": risk, "diff": diff.to_dict()})
-    risky = [s for s in steps if deps.policy.needs_approval(s["risk"])]
+    for position, step in enumerate(steps):
+        step["position"] = position
+        step.setdefault("key", idempotency_key_for(state["plan_id"], position))
+        # Unless told otherwise, a step depends on the one before it (a plan reads in order).
+        step.setdefault("depends_on", [position - 1] if position else [])
+        step["needs_approval"] = deps.policy.needs_approval(step["risk"]) and \
+            not step.get("preapproved")
+    await deps.storage.plans.record_steps(state["plan_id"], [
+        {**step, "idempotency_key": step["key"],
+         "status": "waiting" if step["needs_approval"] else "approved"} for step in steps])
+    risky = [s for s in steps if s["needs_approval"]]
     if not risky:
         return {"steps": steps, "approval_id": None}
     now = utcnow()

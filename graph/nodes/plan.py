@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 
 from connectors.base import Action
 from graph.handlers import answer
+from graph.handlers.plans import retry_steps
 from graph.state import DirectorDeps, PlanState, say
 from graph.understanding import Intent
 
@@ -51,6 +52,8 @@ async def _plan_action(intent: Intent, state: PlanState, deps: DirectorDeps) -> 
                 "Add one with [connectors.webhooks.NAME] url = \"...\" in the config.")]}
         action = Action(kind="webhook.post", connector=connector, args={"text": slots["text"]})
         return {"steps": [{"action": asdict(action)}]}
+    if intent.name == "plans" and slots.get("command") == "retry":
+        return await retry_steps(intent, deps)
     return {"steps": [], "replies": await answer(intent, state, deps)}
 
 
@@ -68,5 +71,13 @@ def _plan_from_model(slots: dict[str, Any], deps: DirectorDeps) -> dict[str, Any
             return {"steps": [], "replies": [say(
                 f"The plan asks for {step['action']} on {step.get('webhook') or 'notes'}, "
                 "which is not configured; nothing was done.")]}
-        steps.append({"action": asdict(action), "external": bool(slots.get("external"))})
+        planned = {"action": asdict(action), "external": bool(slots.get("external"))}
+        needs = step.get("depends_on")
+        if needs is not None:
+            if any(not 0 <= n < len(steps) for n in needs):
+                return {"steps": [], "replies": [say(
+                    f"The plan's step {len(steps) + 1} depends on a step that does not come "
+                    "before it; nothing was done.")]}
+            planned["depends_on"] = sorted(set(needs))
+        steps.append(planned)
     return {"steps": steps}

@@ -14,21 +14,29 @@ from graph.state import DirectorDeps, PlanState, say
 async def compose_reply(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
     """Say what happened: a receipt per done step, the error per failed one."""
     replies: list[dict[str, Any]] = []
-    decision = state.get("decision")
+    steps = state.get("steps", [])
     lines = []
-    for step, result in zip(state.get("steps", []), state.get("results", []), strict=False):
+    for step, result in zip(steps, state.get("results", []), strict=False):
         title = step["diff"]["title"]
         if result["status"] == "done":
             receipt = Receipt.from_dict(result["receipt"])
             lines.append(f"Done: {receipt.summary} — receipt {receipt.id}")
         elif result["status"] == "failed":
             lines.append(f"Failed: {title}: {result['error']}")
-        elif decision in ("rejected", "expired", "superseded"):
-            lines.append(f"{decision.capitalize()}: {title} — nothing was sent.")
+        elif result["status"] == "skipped":
+            cause = result.get("because", 0)
+            lines.append(f"Not run: {title} — it depends on step {cause + 1} "
+                         f"({steps[cause]['diff']['title']}), which "
+                         f"{_outcome(state['results'][cause]['status'])}.")
         else:
-            lines.append(f"Skipped: {title} (an earlier step failed).")
+            lines.append(f"{result['status'].capitalize()}: {title} — nothing was sent.")
     if lines:
         replies.append(say("\n".join(lines)))
     if state.get("approval_id"):
         replies.append({"kind": "card_update", "approval_id": state["approval_id"]})
     return {"replies": replies}
+
+
+def _outcome(status: str) -> str:
+    return {"failed": "failed", "rejected": "was rejected", "expired": "expired",
+            "skipped": "did not run"}.get(status, f"is {status}")

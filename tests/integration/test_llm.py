@@ -69,7 +69,7 @@ async def test_a_multi_step_plan_asks_once_and_runs_every_step(
     assert sum("receipt r" in s.text for s in done if s.kind == "message") == 1
     events = await llm_chat.app.storage.audit.recent()
     call = next(e for e in events if e.model)
-    assert (call.model, call.prompt_version, call.decision) == ("openai:gpt-test", "plan-v1",
+    assert (call.model, call.prompt_version, call.decision) == ("openai:gpt-test", "plan-v2",
                                                                 "model.ok")
     assert call.cost_usd == pytest.approx((1200 * 1.0 + 150 * 4.0) / 1e6)
 
@@ -164,3 +164,35 @@ async def test_a_note_from_the_model_with_outside_text_in_the_prompt_needs_appro
     (card,) = [s.card for s in sent if s.kind == "card"]
     assert card.risk == "medium"
     assert not list((tmp_path / "data" / "notes").glob("*.md"))
+
+
+async def test_a_failed_step_halts_its_dependants_and_independent_steps_still_run(
+        llm_chat: InMemoryAdapter, openai: FakeOpenAI, receiver: WebhookReceiver,
+        tmp_path: Path) -> None:
+    openai.script = [plan("send",
+                          {"action": "webhook.post", "webhook": "crm", "text": "first: refused"},
+                          {"action": "note.create", "text": "after the crm answered"},
+                          {"action": "webhook.post", "webhook": "crm", "text": "independent",
+                           "depends_on": []})]
+    card = next(s.card for s in await llm_chat.say("tell the crm twice and note it")
+                if s.kind == "card")
+    receiver.script = [400]
+    done = await llm_chat.press("approve", card.approval_id)
+    text = next(s.text for s in done if s.kind == "message" and "Failed:" in s.text)
+    assert "HTTP 400" in text
+    assert "Not run: " in text and "it depends on step 1" in text and "which failed" in text
+    assert receiver.deliveries_of("independent") == 1
+    assert not list((tmp_path / "data" / "notes").glob("*.md"))
+    plan_id = (await llm_chat.app.storage.approvals.get(card.approval_id)).plan_id
+    steps = await llm_chat.app.storage.plans.steps(plan_id)
+    assert [s.status for s in steps] == ["failed", "skipped", "done"]
+    assert [s.depends_on for s in steps] == [[], [0], []]
+
+
+async def test_a_step_depending_on_a_later_step_is_refused(
+        llm_chat: InMemoryAdapter, openai: FakeOpenAI, receiver: WebhookReceiver) -> None:
+    openai.script = [plan("send", {"action": "note.create", "text": "x", "depends_on": [1]},
+                          {"action": "note.create", "text": "y"})]
+    sent = await llm_chat.say("two notes in a strange order")
+    assert "depends on a step that does not come before it" in sent[-1].text
+    assert not [s for s in sent if s.kind == "card"]

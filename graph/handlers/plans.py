@@ -1,0 +1,140 @@
+"""Plans the operator can see and repair: ``/plans``, ``/plan ID``, ``/retry ID``,
+``/cancel ID``.
+
+Reading is plain. Repairing goes through the same spine as everything else: ``/cancel`` decides
+the plan's pending approval as rejected (one conditional UPDATE, so it cannot race a tap) and
+asks the director to continue that plan; ``/retry`` becomes steps of its own plan that carry the
+failed step's action and idempotency key, so the target sees the same key again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graph.events import Inbound
+from graph.state import DirectorDeps, PlanState, say
+from graph.timefmt import when_text
+from graph.understanding import Intent
+from memory.models import Plan
+
+RETRYABLE = "failed"
+
+
+async def answer_plans(intent: Intent, state: PlanState,
+                       deps: DirectorDeps) -> list[dict[str, Any]]:
+    """``/plans``, ``/plan ID`` and ``/cancel ID`` (``/retry`` plans steps: see
+    :func:`retry_steps`)."""
+    command = intent.slots.get("command", "plans")
+    if command == "plans":
+        return [say(await _list(deps, asking=state["plan_id"]))]
+    plan, problem = await find_plan(intent, deps)
+    if plan is None:
+        return [say(problem)]
+    if command == "cancel":
+        return await _cancel(plan, state, deps)
+    return [say(await _show(plan, deps))]
+
+
+async def find_plan(intent: Intent, deps: DirectorDeps) -> tuple[Plan | None, str]:
+    """The plan named by the ``id`` slot, or None and what to tell the operator."""
+    command = intent.slots.get("command", "plan")
+    wanted = intent.slots.get("id", "").strip()
+    if not wanted:
+        return None, f"Usage: /{command} ID  (ids are shown by /plans)"
+    plan = await deps.storage.plans.find(wanted)
+    if plan is None:
+        return None, f"There is no plan {wanted!r} (or the id matches several); see /plans."
+    return plan, ""
+
+
+async def retry_steps(intent: Intent, deps: DirectorDeps) -> dict[str, Any]:
+    """The steps of a ``/retry ID`` plan: every failed step of plan ID, with its original action
+    and key. A step whose plan was approved stays approved: it runs exactly what was shown."""
+    plan, problem = await find_plan(intent, deps)
+    if plan is None:
+        return {"steps": [], "replies": [say(problem)]}
+    failed = [s for s in await deps.storage.plans.steps(plan.id) if s.status == RETRYABLE]
+    if not failed:
+        return {"steps": [], "replies": [say(
+            f"Plan {plan.id[:8]} has no failed step to retry; /plan {plan.id[:8]} shows it.")]}
+    return {"steps": [{"action": step.action, "key": step.idempotency_key, "depends_on": [],
+                       "preapproved": step.risk == "low" or await _was_approved(plan, deps),
+                       "retry_of": {"plan_id": plan.id, "position": step.position}}
+                      for step in failed]}
+
+
+async def _was_approved(plan: Plan, deps: DirectorDeps) -> bool:
+    approvals = [a for a in await deps.storage.approvals.for_plan(plan.id)
+                 if a.kind != "budget.exceed"]
+    return bool(approvals) and all(a.status == "approved" for a in approvals)
+
+
+async def _list(deps: DirectorDeps, *, asking: str) -> str:
+    plans = [p for p in await deps.storage.plans.recent(11) if p.id != asking][:10]
+    if not plans:
+        return "No plans yet."
+    lines = ["Plans (open first; /plan ID for details):"]
+    for plan in plans:
+        steps = await deps.storage.plans.steps(plan.id)
+        done = sum(s.status == "done" for s in steps)
+        progress = f" · {done}/{len(steps)} steps done" if steps else ""
+        text = Inbound.from_dict(plan.inbound).text or "(button or voice)"
+        lines.append(f"{plan.id[:8]} · {plan.status} · "
+                     f"{when_text(plan.created_at, deps.timezone)}{progress} · {text[:60]}")
+    return "\n".join(lines)
+
+
+async def _show(plan: Plan, deps: DirectorDeps) -> str:
+    tz = deps.timezone
+    inbound = Inbound.from_dict(plan.inbound)
+    lines = [f"Plan {plan.id[:8]} · {plan.status} · asked by {inbound.actor} on "
+             f"{inbound.channel} at {when_text(plan.created_at, tz)}",
+             f'Request: "{inbound.text[:300]}"']
+    steps = await deps.storage.plans.steps(plan.id)
+    if not steps:
+        lines.append("No steps: it was answered directly.")
+    for step in steps:
+        line = f"{step.position + 1}. {step.diff.get('title', step.kind)} · {step.risk} risk · " \
+               f"{step.status}"
+        if step.depends_on:
+            line += " · after step " + ", ".join(str(d + 1) for d in step.depends_on)
+        if step.receipt:
+            line += f" · receipt {step.receipt['id']}"
+        if step.error:
+            line += f" · {step.error}"
+        lines.append(line)
+    for approval in await deps.storage.approvals.for_plan(plan.id):
+        lines.append(f"Approval {approval.id}: {approval.status}"
+                     + (f" by {approval.decided_by}" if approval.decided_by else "")
+                     + f" (expires {when_text(approval.expires_at, tz)})")
+    cost, calls = await deps.storage.audit.model_cost(plan_id=plan.id)
+    lines.append(f"Model cost: ${cost:.4f} ({calls} calls)." if calls else "Model cost: none.")
+    if deps.checkpointer is not None:
+        saved = await deps.checkpointer.aget_tuple({"configurable": {"thread_id": plan.id}})
+        if saved is not None:
+            lines.append(f"Last checkpoint: {saved.checkpoint['ts'][:19].replace('T', ' ')} "
+                         f"UTC ({saved.config['configurable']['checkpoint_id']}).")
+    if any(s.status == RETRYABLE for s in steps):
+        lines.append(f"/retry {plan.id[:8]} runs the failed steps again under their keys.")
+    if plan.status in ("running", "waiting"):
+        lines.append(f"/cancel {plan.id[:8]} cancels what has not run.")
+    return "\n".join(lines)
+
+
+async def _cancel(plan: Plan, state: PlanState, deps: DirectorDeps) -> list[dict[str, Any]]:
+    inbound = Inbound.from_dict(state["inbound"])
+    pending = [a for a in await deps.storage.approvals.for_plan(plan.id)
+               if a.status == "pending"]
+    cancelled = []
+    for approval in pending:
+        if await deps.storage.approvals.decide(
+                approval.id, status="rejected", actor=inbound.actor,
+                audit={"actor": inbound.actor, "channel": inbound.channel, "plan_id": plan.id,
+                       "decision": "cancelled", "dedup_key": f"{approval.id}:decision",
+                       "detail": {"approval_id": approval.id,
+                                  "by_plan": state["plan_id"]}}):
+            cancelled.append(approval.id)
+    if not cancelled:
+        return [say(f"Plan {plan.id[:8]} has nothing waiting to cancel (it is {plan.status}).")]
+    return [say(f"Cancelled plan {plan.id[:8]}: nothing more of it will run."),
+            {"kind": "continue", "plan_id": plan.id}]

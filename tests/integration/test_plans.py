@@ -1,0 +1,78 @@
+"""Plans the operator can see and repair, in the console's words: /plans, /plan, /retry,
+/cancel — on both storage backends."""
+
+from __future__ import annotations
+
+from bot.adapters.memory import InMemoryAdapter
+from tests.support.webhook_receiver import WebhookReceiver
+
+
+def card_of(sent: list) -> object:
+    return next(s.card for s in sent if s.kind == "card")
+
+
+async def plan_id_of(chat: InMemoryAdapter, text: str) -> str:
+    """The short id /plans shows for the plan whose request was ``text``."""
+    listing = (await chat.say("/plans"))[0].text
+    line = next(line for line in listing.splitlines() if line.endswith(text))
+    return line.split(" · ")[0]
+
+
+async def test_plans_lists_open_first_and_plan_shows_steps_and_receipts(
+        chat: InMemoryAdapter, receiver: WebhookReceiver) -> None:
+    await chat.say("/note kept in the vault")
+    await chat.say("/send crm waiting for a tap")
+    listing = (await chat.say("/plans"))[0].text
+    lines = listing.splitlines()
+    assert lines[0].startswith("Plans (open first")
+    assert "waiting" in lines[1] and lines[1].endswith("/send crm waiting for a tap")
+    assert any("done" in line and "1/1 steps done" in line for line in lines[2:])
+
+    note = (await chat.say(f"/plan {await plan_id_of(chat, '/note kept in the vault')}"))[0].text
+    assert "\n1. " in note and "low risk · done · receipt r" in note
+    waiting_id = await plan_id_of(chat, "/send crm waiting for a tap")
+    shown = (await chat.say(f"/plan {waiting_id}"))[0].text
+    assert "high risk · waiting" in shown and "Approval " in shown and ": pending" in shown
+    assert f"/cancel {waiting_id}" in shown and "Last checkpoint:" in shown
+    assert "There is no plan 'nope00'" in (await chat.say("/plan nope00"))[0].text
+    assert "Usage: /plan ID" in (await chat.say("/plan"))[0].text
+
+
+async def test_retry_after_the_cause_is_fixed_delivers_once_under_the_original_key(
+        chat: InMemoryAdapter, receiver: WebhookReceiver) -> None:
+    receiver.script = [400]  # the target refuses until its owner fixes it
+    card = card_of(await chat.say("/send crm Invoice 7 is paid"))
+    failed = await chat.press("approve", card.approval_id)
+    assert any("Failed:" in s.text and "HTTP 400" in s.text for s in failed)
+    plan = await plan_id_of(chat, "/send crm Invoice 7 is paid")
+    assert "high risk · failed · webhook:crm: HTTP 400" in \
+        (await chat.say(f"/plan {plan}"))[0].text
+    first_key = receiver.posts[0].key
+
+    retried = await chat.say(f"/retry {plan}")
+    assert [s.kind for s in retried] == ["message"]  # approved once already: no second card
+    assert "Done: posted to \"crm\" (HTTP 200) — receipt r" in retried[0].text
+    assert receiver.deliveries_of("Invoice 7 is paid") == 1
+    assert [p.key for p in receiver.posts] == [first_key, first_key]
+    assert "· done · receipt r" in (await chat.say(f"/plan {plan}"))[0].text
+
+    again = (await chat.say(f"/retry {plan}"))[0].text
+    assert "no failed step to retry" in again
+    assert receiver.deliveries_of("Invoice 7 is paid") == 1
+
+
+async def test_cancel_stops_a_waiting_plan_and_its_card_says_so(
+        chat: InMemoryAdapter, receiver: WebhookReceiver) -> None:
+    card = card_of(await chat.say("/send crm maybe later"))
+    plan = await plan_id_of(chat, "/send crm maybe later")
+    cancelled = await chat.say(f"/cancel {plan}")
+    assert cancelled[0].text.startswith(f"Cancelled plan {plan}")
+    assert any(s.kind == "message" and "Rejected: POST" in s.text for s in cancelled)
+    assert any(s.kind == "card_update" and s.card.status == "rejected" for s in cancelled)
+    late = await chat.press("approve", card.approval_id)
+    assert "Already rejected" in late[0].text
+    assert receiver.posts == []
+    assert "nothing waiting to cancel" in (await chat.say(f"/cancel {plan}"))[0].text
+    assert "· rejected" in (await chat.say(f"/plan {plan}"))[0].text
+    decisions = [e.decision for e in await chat.app.storage.audit.recent()]
+    assert "cancelled" in decisions
