@@ -89,13 +89,6 @@ class Director:
                                          text=original.text, verb=None, approval_id=None,
                                          attachment={"intent": chosen}))
 
-    async def decide(self, inbound: Inbound) -> list[Reply]:
-        """Apply a button press (``inbound.verb`` on ``inbound.approval_id``) and carry it out."""
-        plan_ids, replies = await self.desk.decide(inbound)
-        for plan_id in plan_ids:
-            replies += await self.continue_plan(plan_id)
-        return replies
-
     async def continue_plan(self, plan_id: str) -> list[Reply]:
         """Run ``plan_id`` as far as it can go now; safe to call any time, any number of times."""
         lock = self._locks.get(plan_id)
