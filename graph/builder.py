@@ -1,5 +1,4 @@
-"""The director graph: ``understand → plan → gate → (approve) → execute → record → reply``.
-"""
+"""The director graph: ``understand → plan → gate → (approve) → execute → record → reply``."""
 
 from __future__ import annotations
 

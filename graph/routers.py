@@ -1,5 +1,4 @@
-"""Pure routers between the director's nodes.
-"""
+"""Pure routers between the director's nodes."""
 
 from __future__ import annotations
 

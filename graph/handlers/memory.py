@@ -1,5 +1,4 @@
-"""Memory: ``/remember``, ``/memory`` and ``/forget``.
-"""
+"""Memory: ``/remember``, ``/memory`` and ``/forget``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Reminders: ``/remind WHEN TEXT``, free-text reminders, ``/reminders [cancel ID]``.
-"""
+"""Reminders: ``/remind WHEN TEXT``, free-text reminders, ``/reminders [cancel ID]``."""
 
 from __future__ import annotations
 

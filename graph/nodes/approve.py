@@ -1,5 +1,4 @@
-"""The ``await_approval`` node: the approval row decides; ``interrupt()`` waits for it.
-"""
+"""The ``await_approval`` node: the approval row decides; ``interrupt()`` waits for it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The ``make_plan`` node: an intent becomes connector steps, or a direct answer.
-"""
+"""The ``make_plan`` node: an intent becomes connector steps, or a direct answer."""
 
 from __future__ import annotations
 

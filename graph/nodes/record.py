@@ -1,5 +1,4 @@
-"""The ``record_outcome`` node: close the approval with its receipt (idempotent).
-"""
+"""The ``record_outcome`` node: close the approval with its receipt (idempotent)."""
 
 from __future__ import annotations
 

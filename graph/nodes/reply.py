@@ -1,5 +1,4 @@
-"""The ``compose_reply`` node: a receipt per done step, the error per failed one.
-"""
+"""The ``compose_reply`` node: a receipt per done step, the error per failed one."""
 
 from __future__ import annotations
 
