@@ -230,8 +230,16 @@ class PlanStore(_Store):
 
     async def steps(self, plan_id: str) -> Sequence[PlanStep]:
         """The steps of ``plan_id`` in order."""
-        return await self._all(select(PlanStep).where(PlanStep.plan_id == plan_id)
-                               .order_by(PlanStep.position))
+        return (await self.steps_of([plan_id])).get(plan_id, [])
+
+    async def steps_of(self, plan_ids: Sequence[str]) -> dict[str, list[PlanStep]]:
+        """The steps of each of ``plan_ids`` in order, in one query (plans without steps are
+        left out)."""
+        found: dict[str, list[PlanStep]] = {}
+        for step in await self._all(select(PlanStep).where(PlanStep.plan_id.in_(plan_ids))
+                                    .order_by(PlanStep.plan_id, PlanStep.position)):
+            found.setdefault(step.plan_id, []).append(step)
+        return found
 
 
 class ApprovalStore(_Store):

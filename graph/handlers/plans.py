@@ -57,8 +57,9 @@ async def retry_steps(intent: Intent, deps: DirectorDeps) -> dict[str, Any]:
     if not failed:
         return {"steps": [], "replies": [say(
             f"Plan {plan.id[:8]} has no failed step to retry; /plan {plan.id[:8]} shows it.")]}
+    approved = await _was_approved(plan, deps)
     return {"steps": [{"action": step.action, "key": step.idempotency_key, "depends_on": [],
-                       "preapproved": step.risk == "low" or await _was_approved(plan, deps),
+                       "preapproved": step.risk == "low" or approved,
                        "retry_of": {"plan_id": plan.id, "position": step.position}}
                       for step in failed]}
 
@@ -74,8 +75,9 @@ async def _list(deps: DirectorDeps, *, asking: str) -> str:
     if not plans:
         return "No plans yet."
     lines = ["Plans (open first; /plan ID for details):"]
+    steps_of = await deps.storage.plans.steps_of([p.id for p in plans])
     for plan in plans:
-        steps = await deps.storage.plans.steps(plan.id)
+        steps = steps_of.get(plan.id, [])
         done = sum(s.status == "done" for s in steps)
         progress = f" · {done}/{len(steps)} steps done" if steps else ""
         text = Inbound.from_dict(plan.inbound).text or "(button or voice)"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_telegram import FakeTelegramServer
-from tests.support.processes import start_serve, stop
+from tests.support.processes import start_serve, stop, write_serve_config
 from tests.support.webhook_receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,11 +90,7 @@ async def test_serve_with_a_telegram_section_starts_polling(tmp_path: Path,
                                                             config_first: bool) -> None:
     telegram = FakeTelegramServer()
     await telegram.start()
-    config = tmp_path / "solo.toml"
-    config.write_text(f"""
-[storage]
-data_dir = "{tmp_path / 'data'}"
-{telegram.config_section()}""")
+    config = write_serve_config(tmp_path, telegram.config_section())
     proc = await start_serve(config, tmp_path / "serve.log", config_first=config_first)
     try:
         await telegram.wait_for(lambda: telegram.sent("getUpdates"))

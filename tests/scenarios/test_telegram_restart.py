@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from tests.support.fake_telegram import FakeTelegramServer
-from tests.support.processes import start_serve, stop
+from tests.support.processes import start_serve, stop, write_serve_config
 from tests.support.webhook_receiver import WebhookReceiver
 
 
@@ -16,13 +16,8 @@ async def test_sigkill_with_a_pending_card_then_the_original_button_works(
         tmp_path: Path, receiver: WebhookReceiver) -> None:
     telegram = FakeTelegramServer()
     await telegram.start()
-    config = tmp_path / "solo.toml"
-    config.write_text(f"""
-[storage]
-data_dir = "{tmp_path / 'data'}"
-{telegram.config_section()}[connectors.webhooks.crm]
-url = "{receiver.url}"
-""")
+    config = write_serve_config(tmp_path, telegram.config_section(),
+                                f'[connectors.webhooks.crm]\nurl = "{receiver.url}"\n')
     log = tmp_path / "serve.log"
     proc = await start_serve(config, log)
     try:

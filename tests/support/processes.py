@@ -11,6 +11,14 @@ ROOT = Path(__file__).resolve().parents[2]
 READY = "solo serve: running"
 
 
+def write_serve_config(tmp_path: Path, telegram_section: str, extra: str = "") -> Path:
+    """``solo.toml`` in ``tmp_path``: data under ``tmp_path/data``, the given ``[telegram]``
+    section (``FakeTelegramServer.config_section()``), then ``extra`` TOML."""
+    config = tmp_path / "solo.toml"
+    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n{telegram_section}{extra}')
+    return config
+
+
 async def start_serve(config: Path, log: Path, *,
                       config_first: bool = False) -> asyncio.subprocess.Process:
     """Start ``solo serve --config CONFIG`` (the README's form; ``config_first`` puts the option
