@@ -31,7 +31,7 @@ from connectors.retry import RetryPolicy
 from connectors.webhooks import WebhookConnector
 from graph.budget import BudgetMeter, Caps, Prices
 from graph.checkpoints import postgres_checkpointer, sqlite_checkpointer
-from graph.director import Director
+from graph.director import RELEASE, Director
 from graph.events import Inbound, Reply, Transcript, VoiceError
 from graph.llm import LLMUnderstander
 from graph.local_understanding import LocalUnderstander
@@ -83,6 +83,7 @@ class SoloApp:
         self._started: set[str] = set()
         self._refused: set[tuple[str, str]] = set()
         self.scheduler = Scheduler(storage=storage, timezone=self.timezone)
+        self.scheduler.register(RELEASE, director.release)
         self._operators: dict[str, set[str]] = {
             "telegram": {str(o) for o in settings.telegram.operators},
             "slack": {str(o) for o in settings.slack.operators},
@@ -217,6 +218,10 @@ class SoloApp:
             return Admitted(inbound, plan_ids=[plan_id] if plan_id else [])
         if inbound.verb is not None:
             plan_ids, replies = await self.director.desk.decide(inbound)
+            return Admitted(inbound, plan_ids=plan_ids, replies=replies)
+        editing = await self.director.desk.being_edited(inbound)
+        if editing is not None:
+            plan_ids, replies = await self.director.desk.apply_edit(inbound, editing)
             return Admitted(inbound, plan_ids=plan_ids, replies=replies)
         plan_id = await self.director.accept(inbound)
         return Admitted(inbound, plan_ids=[plan_id] if plan_id else [])
@@ -451,7 +456,8 @@ def build_policy(settings: Settings) -> Policy:
     risk: dict[str, str] = dict(BUILTIN_RISK)
     risk.update({f"webhook:{n.lower()}": h.risk for n, h in settings.connectors.webhooks.items()})
     risk.update(settings.policy.risk)
-    return Policy(risk=risk, approval_ttl=timedelta(minutes=settings.policy.approval_ttl_minutes))
+    return Policy(risk=risk, approval_ttl=timedelta(minutes=settings.policy.approval_ttl_minutes),
+                  undo_seconds=dict(settings.policy.undo_seconds))
 
 
 def build_adapters(settings: Settings, *, timezone: ZoneInfo) -> list[ChatAdapter]:

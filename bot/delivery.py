@@ -134,7 +134,7 @@ class DeliveryQueue:
             await send(row.chat, row.payload["text"])
             return
         approval = await self._director.storage.approvals.get(row.payload["approval_id"])
-        card = self._director.desk.card_for(approval)
+        card = await self._director.desk.card_for(approval)
         if row.kind == "card":
             ref = await self.adapter.post_card(row.chat, card)
             await self._director.desk.attach_card(approval.id, self.adapter.name, ref)

@@ -185,6 +185,17 @@ class PolicySettings(BaseModel):
     risk: dict[str, Risk] = Field(default_factory=dict)
     """Overrides per action kind or connector name, on top of the built-in tiers (notes are
     low) and each webhook's own ``risk``."""
+    undo_seconds: dict[str, int] = Field(default_factory=dict)
+    """Per action kind or connector name: seconds an approved step waits with an Undo button
+    before it runs (0 or unlisted: no window), e.g. ``{"webhook.post" = 20}``."""
+
+    @field_validator("undo_seconds")
+    @classmethod
+    def _non_negative(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = [k for k, v in value.items() if v < 0]
+        if bad:
+            raise ValueError(f"undo_seconds must be 0 or more (see {', '.join(bad)})")
+        return value
 
 
 class Settings(BaseSettings):

@@ -1,4 +1,5 @@
-"""The director graph: ``understand → plan → gate → (approve) → execute → record → reply``."""
+"""The director graph: ``understand → plan → gate → (approve, or back to gate after an edit)
+→ execute → record → reply``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from graph.nodes.plan import make_plan
 from graph.nodes.record import record_outcome
 from graph.nodes.reply import compose_reply
 from graph.nodes.understand import understand_message
-from graph.routers import route_after_gate, route_after_plan
+from graph.routers import route_after_approval, route_after_gate, route_after_plan
 from graph.state import DirectorDeps, PlanState
 
 
@@ -32,7 +33,7 @@ def build_graph(*, checkpointer: BaseCheckpointSaver | None) -> Any:
     builder.add_edge("understand_message", "make_plan")
     builder.add_conditional_edges("make_plan", route_after_plan)
     builder.add_conditional_edges("gate_steps", route_after_gate)
-    builder.add_edge("await_approval", "execute_steps")
+    builder.add_conditional_edges("await_approval", route_after_approval)
     builder.add_edge("execute_steps", "record_outcome")
     builder.add_edge("record_outcome", "compose_reply")
     builder.add_edge("compose_reply", END)

@@ -25,12 +25,18 @@ from langgraph.types import Command
 from graph.builder import build_graph
 from graph.desk import ApprovalDesk
 from graph.events import Inbound, Reply
+from graph.scheduler import Defer
 from graph.state import DirectorDeps, plan_id_for
 from graph.summary import daily_summary
 from graph.understanding import INTENTS
-from memory.models import utcnow
+from memory.models import Job, utcnow
 
 log = logging.getLogger(__name__)
+
+RELEASE = "plan.release"
+"""The job kind that carries a plan on when its undo window ends."""
+RELEASE_POLICY = "catch_up_within:31536000"
+"""An approved step is never dropped for being late: after downtime it runs then."""
 
 
 class Director:
@@ -45,7 +51,8 @@ class Director:
         self.deps = deps
         deps.checkpointer = checkpointer
         self.storage = deps.storage
-        self.desk = ApprovalDesk(storage=deps.storage, timezone=deps.timezone)
+        self.desk = ApprovalDesk(storage=deps.storage, timezone=deps.timezone,
+                                 policy=deps.policy)
         self.graph = build_graph(checkpointer=checkpointer)
         # Serialises work on one plan inside this process (a double tap racing a reconcile);
         # a lock lives as long as someone holds or waits on it.
@@ -115,6 +122,14 @@ class Director:
                     snapshot.interrupts[0].value["approval_id"])
                 if approval.status == "pending":
                     return []
+                held = await self.storage.plans.held_until(plan_id)
+                if held is not None:
+                    # Inside an undo window: a job carries the plan on when it ends (a restart
+                    # in between finds the job, so the step is neither lost nor sent early).
+                    await self.storage.jobs.put(id=f"release:{plan_id}", kind=RELEASE,
+                                                due_at=held, payload={"plan_id": plan_id},
+                                                missed_policy=RELEASE_POLICY)
+                    return [await self.desk.card_reply("card_update", approval)]
                 payload = Command(resume=approval.status)
             elif snapshot.next:
                 payload = None
@@ -125,8 +140,8 @@ class Director:
         if result.get("__interrupt__"):
             approval = await self.storage.approvals.get(
                 result["__interrupt__"][0].value["approval_id"])
-            replies = [self.desk.card_reply("card", approval, channel=inbound.channel,
-                                            chat=inbound.chat)]
+            replies = [await self.desk.card_reply("card", approval, channel=inbound.channel,
+                                                  chat=inbound.chat)]
             return await self._finish(plan_id, "waiting", replies)
         items = result.get("replies", [])
         replies = [await self._reply(inbound, item) for item in items
@@ -158,7 +173,16 @@ class Director:
             return Reply("choice", inbound.channel, inbound.chat, text=item["text"],
                          choices=[(name, f"{plan_id}:{name}") for name in item["choices"]])
         approval = await self.storage.approvals.get(item["approval_id"])
-        return self.desk.card_reply(item["kind"], approval)
+        return await self.desk.card_reply(item["kind"], approval)
+
+    async def release(self, job: Job, late: timedelta) -> list[Reply]:
+        """The scheduler's handler for a plan whose undo window ended: carry it on (or wait
+        longer, should the job have fired early)."""
+        plan_id = job.payload["plan_id"]
+        held = await self.storage.plans.held_until(plan_id)
+        if held is not None:
+            raise Defer(held)
+        return await self.continue_plan(plan_id)
 
     async def pending_cards(self) -> list[Reply]:
         """Cards for every pending approval (after expiring the stale ones)."""
@@ -203,8 +227,8 @@ class Director:
                     replies.append(Reply("message", channel, chat, text=item["text"]))
                 else:
                     approval = await self.storage.approvals.get(item["approval_id"])
-                    replies.append(self.desk.card_reply("card", approval, channel=channel,
-                                                        chat=chat))
+                    replies.append(await self.desk.card_reply("card", approval,
+                                                              channel=channel, chat=chat))
         return replies
 
     async def prune(self, *, older_than: timedelta) -> int:

@@ -43,27 +43,39 @@ class Inbound:
 
 @dataclass(frozen=True, slots=True)
 class ApprovalCard:
-    """Everything an adapter needs to render an approval card.
+    """Everything an adapter needs to render an approval card (one card per plan).
 
     Attributes:
-        approval_id: the id the buttons carry (``approve:<id>``).
-        diffs: ``[{"title": ..., "fields": [[name, before, after], ...]}, ...]``.
+        approval_id: the id the buttons carry.
+        steps: one per step of the plan: ``number`` (from 1), ``title``, ``fields``
+            (``[[name, before, after], ...]``), ``risk``, ``decide`` (whether it waits for this
+            card), ``status`` and ``held_until`` (inside an undo window, else None).
         status: pending, approved, rejected, expired or superseded.
-        outcome: one line once decided (who, when, receipt), else empty.
+        outcome: one line on what was decided (who, when, receipt), else empty.
+        buttons: rows of ``(label, data)``; a press comes back as an inbound event with
+            ``verb`` and ``approval_id`` split from ``data`` at its first ``:``.
+        cost: the plan's model cost so far, in words.
     """
 
     approval_id: str
     reason: str
     risk: str
-    diffs: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
     expires_at: datetime
     status: str = "pending"
     outcome: str = ""
+    buttons: list[list[tuple[str, str]]] = field(default_factory=list)
+    cost: str = "no model cost"
 
     @property
     def pending(self) -> bool:
         """Whether the card still takes a decision."""
         return self.status == "pending"
+
+    @property
+    def diffs(self) -> list[dict[str, Any]]:
+        """Each step's diff: ``{"title": ..., "fields": ...}``."""
+        return [{"title": s["title"], "fields": s["fields"]} for s in self.steps]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from connectors.base import Action
 
@@ -19,15 +20,24 @@ class Policy:
             connector name wins. Unlisted actions are ``default_risk``.
         default_risk: for anything the table does not name; high, so new connectors start safe.
         approval_ttl: how long a card stays answerable.
+        undo_seconds: per action kind or connector name, how long an approved step is held
+            with an Undo button before it runs (unlisted or 0: it runs at once).
     """
 
     risk: dict[str, str] = field(default_factory=dict)
     default_risk: str = "high"
     approval_ttl: timedelta = timedelta(hours=24)
+    undo_seconds: dict[str, int] = field(default_factory=dict)
 
     def risk_for(self, action: Action) -> str:
         """The risk tier of ``action``."""
         return self.risk.get(action.connector) or self.risk.get(action.kind) or self.default_risk
+
+    def undo_window(self, action: dict[str, Any]) -> timedelta:
+        """How long ``action`` (an action's JSON form) is held after its approval."""
+        seconds = self.undo_seconds.get(action["connector"]) or \
+            self.undo_seconds.get(action["kind"]) or 0
+        return timedelta(seconds=seconds)
 
     @staticmethod
     def needs_approval(risk: str) -> bool:

@@ -18,3 +18,8 @@ def route_after_gate(state: PlanState) -> Literal["await_approval", "execute_ste
     if not state.get("steps"):
         return "compose_reply"
     return "await_approval" if state.get("approval_id") else "execute_steps"
+
+
+def route_after_approval(state: PlanState) -> Literal["gate_steps", "execute_steps"]:
+    """An edited plan goes through the gate again; a decided one runs what was approved."""
+    return "gate_steps" if state.get("decision") == "superseded" else "execute_steps"

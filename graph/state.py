@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import operator
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,10 +32,18 @@ def plan_id_for(channel: str, event_id: str) -> str:
     return "p" + hashlib.sha256(f"{channel}:{event_id}".encode()).hexdigest()[:20]
 
 
-def approval_id_for(plan_id: str) -> str:
-    """The short, stable id of a plan's approval (fits Telegram's 64-byte callback data)."""
-    digest = hashlib.sha256(f"approval:{plan_id}".encode()).digest()
+def approval_id_for(plan_id: str, revision: int = 0) -> str:
+    """The short, stable id of the approval of version ``revision`` of a plan (each edit makes
+    a new version); it fits Telegram's 64-byte callback data."""
+    seed = f"approval:{plan_id}" + (f":{revision}" if revision else "")
+    digest = hashlib.sha256(seed.encode()).digest()
     return base64.b32encode(digest).decode().lower()[:8]
+
+
+def action_hash(action: dict[str, Any]) -> str:
+    """A hash of the exact action (kind, connector, arguments): what an approval binds."""
+    canonical = json.dumps(action, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def idempotency_key_for(plan_id: str, step: int) -> str:
@@ -78,7 +87,13 @@ class PlanState(TypedDict, total=False):
     intent: dict[str, Any]
     steps: list[dict[str, Any]]
     approval_id: str | None
+    revision: int
+    """How many times the operator edited the plan before deciding (0: never)."""
     decision: str | None
+    verdicts: dict[str, str]
+    """The decision on each step that needed one, by position (per-step decisions, undo)."""
+    bound: dict[str, str]
+    """The action hash each approved step was shown with, by position."""
     results: list[dict[str, Any]]
     replies: Annotated[list[dict[str, Any]], operator.add]
     """Appended to by each node (a notice from understanding, an answer, the receipts)."""

@@ -75,7 +75,8 @@ class PlanStep(Base):
     the execution state).
 
     ``status``: proposed, waiting (for approval), approved, rejected, expired, running, done,
-    failed, skipped (a step it depends on did not run) or cancelled.
+    failed, skipped (a step it depends on did not run) or undone (taken back inside its undo
+    window). ``hold_until``: an approved step with an undo window does not run before it.
     """
 
     __tablename__ = "plan_steps"
@@ -92,13 +93,20 @@ class PlanStep(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200))
     receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    hold_until: Mapped[datetime | None]
     updated_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_plan_steps_key", "idempotency_key"),)
 
 
 class Approval(Base):
-    """A risky step waiting for (or having had) the operator's decision."""
+    """The operator's decision on the risky steps of one version of a plan.
+
+    ``status``: pending, approved (at least one step approved), rejected, expired or superseded
+    (an edit replaced it with a new approval). ``bound``: the hash of the exact action each step
+    needing approval had when the card was shown (position → hash); only that runs.
+    ``editing``: who is writing an edit, and of which step (cleared when it arrives).
+    """
 
     __tablename__ = "approvals"
 
@@ -119,6 +127,8 @@ class Approval(Base):
     receipt_id: Mapped[str | None] = mapped_column(String(32))
     completed_at: Mapped[datetime | None]
     escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bound: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    editing: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_approvals_status", "status"), Index("ix_approvals_plan", "plan_id"))
 

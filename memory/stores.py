@@ -66,6 +66,18 @@ def _step_settles(conn: Connection, key: str, values: dict[str, Any], now: datet
                  .values(updated_at=now, **values))
 
 
+def _settle_waiting(conn: Connection, plan_id: str, status: str, now: datetime,
+                    holds: dict[int, datetime]) -> None:
+    """Give the steps of ``plan_id`` still waiting for a decision that decision (approved steps
+    with an undo window are held until its end), in the caller's transaction."""
+    waiting = (PlanStep.plan_id == plan_id, PlanStep.status == "waiting")
+    for position, until in holds.items():
+        if status == "approved":
+            conn.execute(update(PlanStep).where(*waiting, PlanStep.position == position)
+                         .values(status=status, hold_until=until, updated_at=now))
+    conn.execute(update(PlanStep).where(*waiting).values(status=status, updated_at=now))
+
+
 def read_orm(conn: Connection, query: Callable[[Session], T]) -> T:
     """Run an ORM query on ``conn``; the objects stay usable after the transaction."""
     with Session(bind=conn, expire_on_commit=False) as session:
@@ -197,9 +209,9 @@ class PlanStore(_Store):
     async def record_steps(self, plan_id: str, steps: list[dict[str, Any]]) -> None:
         """Store (or refresh) the steps of ``plan_id`` as proposed: ``position``, ``action``,
         ``depends_on``, ``risk``, ``diff``, ``status``, ``idempotency_key`` each. A step that
-        has started already keeps its status (re-running the gate after a crash)."""
+        decided or started already keeps its status (re-running the gate after a crash)."""
         now = utcnow()
-        settled = PlanStep.status.in_(("running", "done", "failed"))
+        settled = PlanStep.status.not_in(("proposed", "waiting"))
 
         def work(conn: Connection) -> None:
             for step in steps:
@@ -227,6 +239,38 @@ class PlanStore(_Store):
                 ).values(status=status, updated_at=now))
 
         await self._db.run(work)
+
+    async def held_until(self, plan_id: str, now: datetime | None = None) -> datetime | None:
+        """The latest end of an undo window still open on an approved step of ``plan_id``."""
+        now = now or utcnow()
+        return await self._db.run(lambda conn: conn.execute(
+            select(func.max(PlanStep.hold_until)).where(
+                PlanStep.plan_id == plan_id, PlanStep.status == "approved",
+                PlanStep.hold_until > now)).scalar())
+
+    async def undo(self, plan_id: str, *, actor: str, channel: str, position: int | None = None,
+                   now: datetime | None = None) -> list[int]:
+        """Take back approved steps still inside their undo window (all, or the one at
+        ``position``), audited in the same transaction; return the positions undone. One
+        conditional UPDATE: a step that has started running can no longer be undone."""
+        now = now or utcnow()
+        statement = update(PlanStep).where(
+            PlanStep.plan_id == plan_id, PlanStep.status == "approved",
+            PlanStep.hold_until > now)
+        if position is not None:
+            statement = statement.where(PlanStep.position == position)
+        statement = statement.values(status="undone", updated_at=now).returning(
+            PlanStep.position)
+
+        def work(conn: Connection) -> list[int]:
+            undone = sorted(conn.execute(statement).scalars())
+            if undone:
+                _write(conn, _audit_insert(conn, {
+                    "actor": actor, "channel": channel, "plan_id": plan_id,
+                    "decision": "undone", "detail": {"steps": [p + 1 for p in undone]}}))
+            return undone
+
+        return await self._db.run(work)
 
     async def steps(self, plan_id: str) -> Sequence[PlanStep]:
         """The steps of ``plan_id`` in order."""
@@ -265,21 +309,117 @@ class ApprovalStore(_Store):
         return await self._get(Approval, approval_id)
 
     async def decide(self, approval_id: str, *, status: str, actor: str,
-                     now: datetime | None = None, audit: dict[str, Any] | None = None) -> bool:
-        """Set a pending, unexpired approval to ``status``; True only for the one caller that
-        won (whose ``audit`` event is appended in the same transaction)."""
+                     now: datetime | None = None, audit: dict[str, Any] | None = None,
+                     holds: dict[int, datetime] | None = None) -> bool:
+        """Set a pending, unexpired approval to ``status`` and every step still waiting on it
+        to the same verdict (approved steps held until ``holds[position]`` where given); True
+        only for the one caller that won (whose ``audit`` event is appended in the same
+        transaction)."""
         now = now or utcnow()
         statement = (update(Approval)
                      .where(Approval.id == approval_id, Approval.status == "pending",
                             Approval.expires_at > now)
-                     .values(status=status, decided_by=actor, decided_at=now)
-                     .returning(Approval.id))
+                     .values(status=status, decided_by=actor, decided_at=now, editing=None)
+                     .returning(Approval.plan_id))
 
         def work(conn: Connection) -> bool:
-            won = conn.execute(statement).first() is not None
-            if won and audit is not None:
+            plan_id = conn.execute(statement).scalar()
+            if plan_id is None:
+                return False
+            _settle_waiting(conn, plan_id, status, now, holds or {})
+            if audit is not None:
                 _write(conn, _audit_insert(conn, audit))
-            return won
+            return True
+
+        return await self._db.run(work)
+
+    async def decide_step(self, approval_id: str, *, position: int, status: str, actor: str,
+                          now: datetime | None = None, audit: dict[str, Any] | None = None,
+                          hold_until: datetime | None = None) -> tuple[bool, bool]:
+        """Decide one waiting step of a pending, unexpired approval. When it was the last step
+        waiting, the approval itself is decided too: approved if any of its steps was.
+
+        The approval row is locked first, so two presses on different steps of one card are
+        serialised and exactly one of them sees that no step is left waiting.
+
+        Returns:
+            Whether this press won, and whether the approval is now decided.
+        """
+        now = now or utcnow()
+
+        def work(conn: Connection) -> tuple[bool, bool]:
+            plan_id = conn.execute(select(Approval.plan_id).where(
+                Approval.id == approval_id, Approval.status == "pending",
+                Approval.expires_at > now).with_for_update()).scalar()
+            if plan_id is None:
+                return False, False
+            won = conn.execute(update(PlanStep).where(
+                PlanStep.plan_id == plan_id, PlanStep.position == position,
+                PlanStep.status == "waiting",
+            ).values(status=status, hold_until=hold_until if status == "approved" else None,
+                     updated_at=now).returning(PlanStep.position)).first() is not None
+            if not won:
+                return False, False
+            if audit is not None:
+                _write(conn, _audit_insert(conn, audit))
+            statuses = list(conn.execute(select(PlanStep.status).where(
+                PlanStep.plan_id == plan_id)).scalars())
+            if "waiting" in statuses:
+                return True, False
+            verdict = "approved" if "approved" in statuses else "rejected"
+            conn.execute(update(Approval).where(Approval.id == approval_id).values(
+                status=verdict, decided_by=actor, decided_at=now, editing=None))
+            return True, True
+
+        return await self._db.run(work)
+
+    async def start_edit(self, approval_id: str, *, editing: dict[str, Any]) -> bool:
+        """Mark a pending approval as being edited (``editing``: actor, channel, step); False
+        if it is no longer pending."""
+        statement = (update(Approval).where(Approval.id == approval_id,
+                                            Approval.status == "pending")
+                     .values(editing=editing).returning(Approval.id))
+        return await self._db.run(lambda conn: conn.execute(statement).first() is not None)
+
+    async def being_edited(self, *, channel: str, actor: str) -> Approval | None:
+        """The pending approval ``actor`` on ``channel`` is writing an edit for, if any."""
+        for approval in await self._all(select(Approval).where(
+                Approval.status == "pending", Approval.editing.is_not(None))
+                .order_by(Approval.created_at.desc())):
+            if approval.editing and approval.editing.get("channel") == channel \
+                    and approval.editing.get("actor") == actor:
+                return approval
+        return None
+
+    async def supersede(self, approval_id: str, *, position: int, action: dict[str, Any],
+                        actor: str, now: datetime | None = None,
+                        audit: dict[str, Any] | None = None) -> bool:
+        """Apply an edit: the pending approval becomes superseded, the step at ``position``
+        gets its new ``action``, and every step of the plan that has not run is proposed again
+        (a new approval covers the new version). One transaction; False if it lost the race
+        with a decision or expiry."""
+        now = now or utcnow()
+        statement = (update(Approval)
+                     .where(Approval.id == approval_id, Approval.status == "pending",
+                            Approval.expires_at > now)
+                     .values(status="superseded", decided_by=actor, decided_at=now,
+                             editing=None, completed_at=now)
+                     .returning(Approval.plan_id))
+
+        def work(conn: Connection) -> bool:
+            plan_id = conn.execute(statement).scalar()
+            if plan_id is None:
+                return False
+            conn.execute(update(PlanStep).where(
+                PlanStep.plan_id == plan_id, PlanStep.position == position,
+            ).values(action=action, updated_at=now))
+            conn.execute(update(PlanStep).where(
+                PlanStep.plan_id == plan_id,
+                PlanStep.status.in_(("waiting", "approved", "rejected")),
+            ).values(status="proposed", hold_until=None, updated_at=now))
+            if audit is not None:
+                _write(conn, _audit_insert(conn, audit))
+            return True
 
         return await self._db.run(work)
 
@@ -288,9 +428,17 @@ class ApprovalStore(_Store):
         now = now or utcnow()
         statement = (update(Approval)
                      .where(Approval.status == "pending", Approval.expires_at <= now)
-                     .values(status="expired", decided_by="system:expiry", decided_at=now)
-                     .returning(Approval.id))
-        return await self._db.run(lambda conn: list(conn.execute(statement).scalars()))
+                     .values(status="expired", decided_by="system:expiry", decided_at=now,
+                             editing=None)
+                     .returning(Approval.id, Approval.plan_id))
+
+        def work(conn: Connection) -> list[str]:
+            expired = conn.execute(statement).all()
+            for _, plan_id in expired:
+                _settle_waiting(conn, plan_id, "expired", now, {})
+            return [approval_id for approval_id, _ in expired]
+
+        return await self._db.run(work)
 
     async def attach_card(self, approval_id: str, channel: str, ref: Any) -> bool:
         """Remember where a card for this approval was posted, to edit every copy after the
@@ -405,6 +553,13 @@ class OutboxStore(_Store):
     async def get(self, key: str) -> OutboxEntry | None:
         """The row for ``key``, or None."""
         return await self._get(OutboxEntry, key)
+
+    async def by_receipt(self, receipt_id: str) -> OutboxEntry | None:
+        """The done row whose receipt is ``receipt_id``, or None."""
+        found = await self._all(select(OutboxEntry).where(
+            OutboxEntry.status == "done",
+            OutboxEntry.receipt["id"].as_string() == receipt_id).limit(1))
+        return found[0] if found else None
 
     async def count_by_status(self) -> dict[str, int]:
         """Number of rows per status."""

@@ -10,16 +10,21 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from bot.adapters.base import ChatAdapter, EventSink
-from bot.cards import render_card_text, render_outcome_text
+from bot.rendering import console_keys, render_card_text, render_outcome_text
 from graph.events import ApprovalCard, Inbound
 
 CHAT = "terminal"
 OPERATOR = "console"
-_DECISION = re.compile(r"^(?P<verb>a|approve|r|reject)(?:\s+(?P<id>[a-z2-7]{8}))?$", re.IGNORECASE)
+_DECISION = re.compile(r"^(?P<verb>a|approve|r|reject|e|edit|u|undo)(?:\s+(?P<id>[a-z2-7]{8}))?"
+                       r"(?:\s+(?P<step>\d{1,2}))?$", re.IGNORECASE)
+_VERBS = {"a": "approve", "r": "reject", "e": "edit", "u": "undo"}
 
 
 class ConsoleAdapter(ChatAdapter):
-    """Reads one message per line; ``a``/``r`` (optionally with an approval id) answer cards.
+    """Reads one message per line; ``a``/``r``/``e``/``u`` answer cards.
+
+    ``a`` approves the newest card, ``a ID`` any card, ``a ID 2`` (or ``a 2``) only its step 2;
+    ``r`` rejects the same way, ``e`` edits (the next line is the new text), ``u`` undoes.
 
     Lines are handled one at a time, in order, so a piped script behaves like a conversation.
     Whoever sits at the terminal is the operator.
@@ -82,8 +87,10 @@ class ConsoleAdapter(ChatAdapter):
                            text=text, verb="choose", approval_id=self._choices[int(text) - 1])
         match = _DECISION.match(text)
         if match:
-            verb = "approve" if match["verb"].lower().startswith("a") else "reject"
+            verb = _VERBS[match["verb"][0].lower()]
             approval_id = (match["id"] or self._last_card or "").lower()
+            if approval_id and match["step"]:
+                approval_id += f":{int(match['step'])}"
             return Inbound(channel=self.name, chat=CHAT, actor=OPERATOR, event_id=event_id,
                            text=text, verb=verb, approval_id=approval_id)
         return Inbound(channel=self.name, chat=CHAT, actor=OPERATOR, event_id=event_id, text=text)
@@ -99,14 +106,22 @@ class ConsoleAdapter(ChatAdapter):
         self._print(f"{text}\n  {options}   (answer with the number)")
 
     async def post_card(self, chat: str, card: ApprovalCard) -> Any:
-        """Print the card; ``a``/``r`` alone now answer it."""
+        """Print the card; ``a``/``r``/``e``/``u`` alone now answer it."""
         self._print(render_card_text(card, timezone=self._tz))
-        if card.pending:
-            self._last_card = card.approval_id
+        self._remember(card)
         return card.approval_id
 
     async def update_card(self, chat: str, ref: Any, card: ApprovalCard) -> None:
-        """Print the card's outcome."""
-        self._print(render_outcome_text(card))
-        if self._last_card == card.approval_id:
+        """Print the card's new state (and what can still be pressed)."""
+        line = render_outcome_text(card)
+        if card.buttons:
+            line += f"\n  {console_keys(card)}"
+        self._print(line)
+        self._remember(card)
+
+    def _remember(self, card: ApprovalCard) -> None:
+        """The newest card with buttons is the one ``a``/``r``/``e``/``u`` answer."""
+        if card.buttons:
+            self._last_card = card.approval_id
+        elif self._last_card == card.approval_id:
             self._last_card = None

@@ -32,14 +32,12 @@ from bot.adapters.base import (
     EventSink,
     healthz,
 )
-from bot.cards import diff_lines, split_text
+from bot.rendering import card_blocks, split_text
 from graph.events import ApprovalCard, Inbound
-from graph.timefmt import when_text
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 3900  # Slack truncates long messages; it recommends staying under 4,000 characters
-MAX_SECTION = 2900  # a section block's text is limited to 3,000 characters
 _MENTION = re.compile(r"<@[A-Z0-9]+>")
 _TRANSIENT = {"ratelimited", "internal_error", "fatal_error", "service_unavailable",
               "request_timeout"}
@@ -67,35 +65,6 @@ def _delivery_error(exc: Exception) -> DeliveryError:
         return DeliveryError(f"slack: {error or status}",
                              permanent=status < 500 and error not in _TRANSIENT)
     return DeliveryError(f"slack: {type(exc).__name__}: {exc}")
-
-
-def card_blocks(card: ApprovalCard, *, timezone: ZoneInfo) -> list[dict[str, Any]]:
-    """Block Kit for an approval card: diff, context line, and buttons while pending."""
-    diff = "\n".join(diff_lines(card))
-    if len(diff) > MAX_SECTION:
-        diff = f"{diff[:MAX_SECTION]}\n… [{len(diff) - MAX_SECTION} more characters not shown]"
-    expires = when_text(card.expires_at, timezone)
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn",
-                                     "text": f"*Approval `{card.approval_id}`* — {card.reason}"[
-                                         :MAX_SECTION]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"```{diff}```"}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-            f"Risk: *{card.risk}* · cost estimate: no model cost · expires {expires}")}]},
-    ]
-    if card.pending:
-        blocks.append({"type": "actions", "block_id": "decide", "elements": [
-            {"type": "button", "action_id": "approve", "style": "primary",
-             "text": {"type": "plain_text", "text": "Approve"},
-             "value": f"approve:{card.approval_id}"},
-            {"type": "button", "action_id": "reject", "style": "danger",
-             "text": {"type": "plain_text", "text": "Reject"},
-             "value": f"reject:{card.approval_id}"},
-        ]})
-    else:
-        blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"*{card.outcome}*"}]})
-    return blocks
 
 
 class SlackAdapter(ChatAdapter):
@@ -134,7 +103,7 @@ class SlackAdapter(ChatAdapter):
         self.app.event("message")(self._on_message)
         self.app.event("app_mention")(self._on_mention)
         self.app.command(re.compile(r"^/"))(self._on_command)
-        self.app.action(re.compile(r"^(approve|reject|choose_\d+)$"))(self._on_action)
+        self.app.action(re.compile(r"^((approve|reject|edit|undo):|choose_\d+$)"))(self._on_action)
 
     # --- receiving --------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from bot.adapters.base import (
     EventSink,
     healthz,
 )
-from bot.cards import render_card_html, split_text
+from bot.rendering import keyboard_rows, render_card_html, split_text
 from graph.commands import menu as command_menu
 from graph.events import ApprovalCard, Inbound
 
@@ -270,23 +270,23 @@ class TelegramAdapter(ChatAdapter):
         await self._call(self.bot.send_message(chat_id=int(chat), text=text,
                                                reply_markup=keyboard))
 
-    def _keyboard(self, card: ApprovalCard) -> InlineKeyboardMarkup | None:
-        if not card.pending:
+    @staticmethod
+    def _keyboard(card: ApprovalCard) -> InlineKeyboardMarkup | None:
+        rows = keyboard_rows(card)
+        if not rows:
             return None
-        return InlineKeyboardMarkup([[
-            InlineKeyboardButton("Approve", callback_data=f"approve:{card.approval_id}"),
-            InlineKeyboardButton("Reject", callback_data=f"reject:{card.approval_id}"),
-        ]])
+        return InlineKeyboardMarkup([[InlineKeyboardButton(**button) for button in row]
+                                     for row in rows])
 
     async def post_card(self, chat: str, card: ApprovalCard) -> Any:
-        """Send the card (HTML) with Approve / Reject buttons; the ref is chat and message id."""
+        """Send the card (HTML) with its buttons; the ref is chat and message id."""
         message = await self._call(self.bot.send_message(
             chat_id=int(chat), text=render_card_html(card, timezone=self._tz),
             parse_mode=ParseMode.HTML, reply_markup=self._keyboard(card)))
         return {"chat_id": message.chat_id, "message_id": message.message_id}
 
     async def update_card(self, chat: str, ref: Any, card: ApprovalCard) -> None:
-        """Edit the card to show its outcome; editing without a keyboard removes the buttons."""
+        """Edit the card to show its state; editing without a keyboard removes the buttons."""
         html = render_card_html(card, timezone=self._tz)
         if ref:
             try:

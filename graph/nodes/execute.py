@@ -12,7 +12,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from connectors.base import Action, AuthError, ConnectorError, PermanentError, Receipt
-from graph.state import DirectorDeps, PlanState, idempotency_key_for
+from graph.state import DirectorDeps, PlanState, action_hash, idempotency_key_for
 
 
 async def execute_steps(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[str, Any]:
@@ -23,14 +23,23 @@ async def execute_steps(state: PlanState, runtime: Runtime[DirectorDeps]) -> dic
     """
     deps = runtime.context
     decision = state.get("decision") or "approved"
+    verdicts = state.get("verdicts") or {}
+    bound = state.get("bound") or {}
     results: list[dict[str, Any]] = []
     halted: dict[int, str] = {}
     for index, step in enumerate(state["steps"]):
         blocked = [d for d in step.get("depends_on", []) if results[d]["status"] != "done"]
         # A plan gated by an older version has no per-step flag: then its approval covers all.
         needs_approval = step.get("needs_approval", bool(state.get("approval_id")))
-        if needs_approval and decision != "approved":
-            results.append({"status": decision})
+        verdict = verdicts.get(str(index), decision)
+        if needs_approval and verdict != "approved":
+            results.append({"status": verdict})
+        elif needs_approval and str(index) in bound and \
+                bound[str(index)] != action_hash(step["action"]):
+            # Never expected: the approval bound other arguments than these. Refuse rather
+            # than run something the operator did not see.
+            results.append({"status": "failed", "error": "the step differs from what was "
+                            "approved; not run. Ask again to get a new card."})
         elif blocked:
             results.append({"status": "skipped", "because": blocked[0]})
         else:

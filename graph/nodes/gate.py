@@ -1,5 +1,6 @@
 """The ``gate_steps`` node: preview every step, apply the policy, open an approval for risky
-plans (an approval row keyed by the plan: re-running the node finds the same row).
+plans (an approval row keyed by the plan and its version: re-running the node finds the same row;
+an edit makes a new version and so a new approval).
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from langgraph.runtime import Runtime
 from connectors.base import Action, ConnectorError
 from graph.events import Inbound
 from graph.policy import RISKS
-from graph.state import DirectorDeps, PlanState, approval_id_for, idempotency_key_for, say
+from graph.state import (
+    DirectorDeps,
+    PlanState,
+    action_hash,
+    approval_id_for,
+    idempotency_key_for,
+    say,
+)
 from memory.models import utcnow
 
 
@@ -48,11 +56,14 @@ async def gate_steps(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[s
         return {"steps": steps, "approval_id": None}
     now = utcnow()
     approval = await deps.storage.approvals.ensure(
-        id=approval_id_for(state["plan_id"]), plan_id=state["plan_id"],
-        channel=inbound.channel, chat=inbound.chat, kind=risky[0]["action"]["kind"],
-        risk=max((s["risk"] for s in risky), key=RISKS.index),
+        id=approval_id_for(state["plan_id"], state.get("revision", 0)),
+        plan_id=state["plan_id"], channel=inbound.channel, chat=inbound.chat,
+        kind=risky[0]["action"]["kind"], risk=max((s["risk"] for s in risky), key=RISKS.index),
         reason=f'{inbound.actor} asked: "{inbound.text[:300]}"',
-        diff={"steps": [s["diff"] for s in steps]},
+        diff={"steps": [s["diff"] for s in steps], "risks": [s["risk"] for s in steps],
+              "decide": [s["position"] for s in risky]},
+        # What the card shows is what may run: the exact action of each step it decides.
+        bound={str(s["position"]): action_hash(s["action"]) for s in risky},
         created_at=now, expires_at=now + deps.policy.approval_ttl,
     )
     return {"steps": steps, "approval_id": approval.id}

@@ -38,4 +38,4 @@ async def compose_reply(state: PlanState, runtime: Runtime[DirectorDeps]) -> dic
 
 def _outcome(status: str) -> str:
     return {"failed": "failed", "rejected": "was rejected", "expired": "expired",
-            "skipped": "did not run"}.get(status, f"is {status}")
+            "skipped": "did not run", "undone": "was undone"}.get(status, f"is {status}")

@@ -72,7 +72,8 @@ async def card_for(server: FakeTelegramServer, text: str) -> tuple[dict, str]:
     before = len(server.calls)
     server.message(f"/send crm {text}")
     card = await reply_to(server, before, contains="Approval ")
-    approve, reject = server.card_buttons(card)
+    approve, reject, edit = server.card_buttons(card)
+    assert edit.startswith("edit:")
     assert approve.startswith("approve:") and reject.startswith("reject:")
     assert len(approve.encode()) <= 64
     return card, approve.split(":")[1]

@@ -112,8 +112,11 @@ class FakeSlack:
                 "authorizations": [{"team_id": "T1", "user_id": BOT_USER, "is_bot": True}]}
 
     def click(self, value: str, *, message: dict, user: str = "UOP") -> dict:
-        """A ``block_actions`` payload: ``user`` clicks the button carrying ``value``."""
-        verb = value.split(":")[0]
+        """A ``block_actions`` payload: ``user`` clicks the button carrying ``value`` (its
+        ``action_id`` as posted, like Slack sends it)."""
+        action_id = next((e["action_id"] for b in message.get("blocks") or []
+                          if b.get("type") == "actions" for e in b["elements"]
+                          if e.get("value") == value), value.split(":")[0])
         return {"type": "block_actions", "team": {"id": "T1"}, "api_app_id": "A1",
                 "user": {"id": user}, "trigger_id": f"trig{next(self._ids)}",
                 "channel": {"id": message["channel"]},
@@ -121,7 +124,7 @@ class FakeSlack:
                               "channel_id": message["channel"]},
                 "message": {"ts": message["ts"], "thread_ts": message.get("thread_ts")},
                 "response_url": f"{self.url}/response",
-                "actions": [{"type": "button", "action_id": verb, "block_id": "decide",
+                "actions": [{"type": "button", "action_id": action_id, "block_id": "decide",
                              "value": value, "action_ts": f"{time.time():.6f}"}]}
 
     def audio_event(self, audio: bytes, *, user: str = "UOP", channel: str = "DOP",
