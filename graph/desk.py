@@ -323,7 +323,8 @@ class ApprovalDesk:
         rows = [[("Approve", f"approve:{ref}"), ("Reject", f"reject:{ref}")]]
         if any(_editable(stored[s["number"] - 1]) for s in waiting if s["number"] - 1 in stored):
             rows[0].append(("Edit", f"edit:{ref}"))
-        if len(waiting) > 1 and len(waiting) <= PER_STEP_BUTTONS:
+        deciding = [s for s in steps if s["decide"]]
+        if 1 < len(deciding) <= PER_STEP_BUTTONS:
             rows += [[(f"Approve {s['number']}", f"approve:{ref}:{s['number']}"),
                       (f"Reject {s['number']}", f"reject:{ref}:{s['number']}")]
                      for s in waiting]

@@ -82,7 +82,8 @@ async def test_send_card_approve_posts_once_and_updates_the_card(
     card = await card_for(slack, bot, "Invoice 42 is paid")
     values = slack.button_values(card)
     assert values[0].startswith("approve:") and values[1].startswith("reject:")
-    styles = [e.get("style") for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    styles = [e.get("style") for b in card["blocks"] if b["type"] == "actions"
+              for e in b["elements"]]
     assert styles == ["primary", "danger", None]
     context = next(b for b in card["blocks"] if b["type"] == "context")
     assert "Risk: *high*" in context["elements"][0]["text"]

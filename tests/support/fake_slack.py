@@ -103,13 +103,17 @@ class FakeSlack:
                       event_type: str = "message", event_id: str | None = None) -> dict:
         """An Events API envelope for a message (or ``app_mention``)."""
         event = {"type": event_type, "user": user, "text": text, "channel": channel,
-                 "channel_type": channel_type, "ts": f"{time.time():.6f}"}
+                 "channel_type": channel_type, "ts": self._ts_now()}
         if thread_ts:
             event["thread_ts"] = thread_ts
         return {"type": "event_callback", "token": "legacy", "team_id": "T1",
                 "api_app_id": "A1", "event_id": event_id or f"Ev{next(self._ids)}",
                 "event_time": int(time.time()), "event": event,
                 "authorizations": [{"team_id": "T1", "user_id": BOT_USER, "is_bot": True}]}
+
+    def _ts_now(self) -> str:
+        """A Slack timestamp, unique even while a test pins the clock (Slack's are)."""
+        return f"{int(time.time())}.{next(self._ids):06d}"
 
     def click(self, value: str, *, message: dict, user: str = "UOP") -> dict:
         """A ``block_actions`` payload: ``user`` clicks the button carrying ``value`` (its
@@ -125,7 +129,7 @@ class FakeSlack:
                 "message": {"ts": message["ts"], "thread_ts": message.get("thread_ts")},
                 "response_url": f"{self.url}/response",
                 "actions": [{"type": "button", "action_id": action_id, "block_id": "decide",
-                             "value": value, "action_ts": f"{time.time():.6f}"}]}
+                             "value": value, "action_ts": self._ts_now()}]}
 
     def audio_event(self, audio: bytes, *, user: str = "UOP", channel: str = "DOP",
                     mimetype: str = "audio/ogg") -> dict:
