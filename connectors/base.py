@@ -142,3 +142,9 @@ class Connector(ABC):
     async def reconcile(self, idempotency_key: str) -> Receipt | None:
         """After a crash: the receipt if the effect keyed ``idempotency_key`` is known to have
         happened, else ``None`` (the caller may then re-send under the same key)."""
+
+    async def compensate(self, receipt: Receipt) -> Action | None:
+        """The action that takes back the effect ``receipt`` proves (proposed to the operator as
+        a new plan, through the gate), or ``None`` where it cannot be taken back (a posted
+        webhook, a sent email: those use an undo window before they run instead)."""
+        return None

@@ -53,6 +53,8 @@ CATALOGUE: tuple[CommandSpec, ...] = (
     CommandSpec("retry", "plans", "/retry ID",
                 "run a plan's failed steps again under their original keys"),
     CommandSpec("cancel", "plans", "/cancel ID", "cancel what has not run of a plan"),
+    CommandSpec("undo", "plans", "/undo RECEIPT",
+                "propose taking an action back (e.g. a note goes to the trash), with a card"),
     CommandSpec("help", "help", "/help", "this list", "What I can do"),
     CommandSpec("start", "help", "/start", "", ""),  # Telegram sends it when a chat opens
 )

@@ -1,16 +1,19 @@
 """Plans the operator can see and repair: ``/plans``, ``/plan ID``, ``/retry ID``,
-``/cancel ID``.
+``/cancel ID``, ``/undo RECEIPT``.
 
 Reading is plain. Repairing goes through the same spine as everything else: ``/cancel`` decides
 the plan's pending approval as rejected (one conditional UPDATE, so it cannot race a tap) and
 asks the director to continue that plan; ``/retry`` becomes steps of its own plan that carry the
-failed step's action and idempotency key, so the target sees the same key again.
+failed step's action and idempotency key, so the target sees the same key again; ``/undo`` becomes
+a step with the connector's compensating action, gated like any other.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
+from connectors.base import Receipt
 from graph.events import Inbound
 from graph.state import DirectorDeps, PlanState, say
 from graph.timefmt import when_text
@@ -62,6 +65,28 @@ async def retry_steps(intent: Intent, deps: DirectorDeps) -> dict[str, Any]:
                        "preapproved": step.risk == "low" or approved,
                        "retry_of": {"plan_id": plan.id, "position": step.position}}
                       for step in failed]}
+
+
+async def undo_steps(intent: Intent, deps: DirectorDeps) -> dict[str, Any]:
+    """The step of an ``/undo RECEIPT`` plan: the compensating action the receipt's connector
+    offers (proposed through the gate like any other step), or why there is none."""
+    wanted = intent.slots.get("id", "").strip()
+    if not wanted:
+        return {"steps": [], "replies": [say("Usage: /undo RECEIPT  (receipts are shown by "
+                                             "/audit and in every reply)")]}
+    row = await deps.storage.outbox.by_receipt(wanted.removeprefix("receipt").strip())
+    if row is None:
+        return {"steps": [], "replies": [say(f"There is no receipt {wanted!r}; /audit lists "
+                                             "receipts.")]}
+    receipt = Receipt.from_dict(row.receipt)
+    connector = deps.connectors.get(row.connector)
+    action = await connector.compensate(receipt) if connector is not None else None
+    if action is None:
+        return {"steps": [], "replies": [say(
+            f"Receipt {receipt.id} ({receipt.summary}) cannot be taken back: {row.connector} "
+            "has no undo. For next time, [policy] undo_seconds holds such steps for a while "
+            "after approval, with an Undo button.")]}
+    return {"steps": [{"action": asdict(action), "depends_on": []}]}
 
 
 async def _was_approved(plan: Plan, deps: DirectorDeps) -> bool:
@@ -136,6 +161,9 @@ async def _cancel(plan: Plan, state: PlanState, deps: DirectorDeps) -> list[dict
                        "detail": {"approval_id": approval.id,
                                   "by_plan": state["plan_id"]}}):
             cancelled.append(approval.id)
+    # Approved steps still inside their undo window have not run either: take them back.
+    cancelled += await deps.storage.plans.undo(plan.id, actor=inbound.actor,
+                                               channel=inbound.channel)
     if not cancelled:
         return [say(f"Plan {plan.id[:8]} has nothing waiting to cancel (it is {plan.status}).")]
     return [say(f"Cancelled plan {plan.id[:8]}: nothing more of it will run."),

@@ -9,7 +9,7 @@ from langgraph.runtime import Runtime
 
 from connectors.base import Action
 from graph.handlers import answer
-from graph.handlers.plans import retry_steps
+from graph.handlers.plans import retry_steps, undo_steps
 from graph.state import DirectorDeps, PlanState, say
 from graph.understanding import Intent
 
@@ -53,6 +53,8 @@ async def _plan_action(intent: Intent, state: PlanState, deps: DirectorDeps) -> 
         return {"steps": [{"action": asdict(action)}]}
     if intent.name == "plans" and slots.get("command") == "retry":
         return await retry_steps(intent, deps)
+    if intent.name == "plans" and slots.get("command") == "undo":
+        return await undo_steps(intent, deps)
     return {"steps": [], "replies": await answer(intent, state, deps)}
 
 

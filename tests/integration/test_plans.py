@@ -76,3 +76,46 @@ async def test_cancel_stops_a_waiting_plan_and_its_card_says_so(
     assert "· rejected" in (await chat.say(f"/plan {plan}"))[0].text
     decisions = [e.decision for e in await chat.app.storage.audit.recent()]
     assert "cancelled" in decisions
+
+
+async def test_undo_proposes_trashing_a_note_through_a_card(
+        chat: InMemoryAdapter, settings) -> None:
+    done = (await chat.say("/note call Acme on Friday"))[0].text
+    receipt = done.rsplit("receipt ", 1)[1].strip()
+    notes = settings.storage.data_dir / "notes"
+    (note,) = notes.glob("*.md")
+    card = card_of(await chat.say(f"/undo {receipt}"))
+    assert card.diffs[0]["title"] == "Move a note to the trash"
+    assert ["file", note.name, f".trash/{note.name}"] in card.diffs[0]["fields"]
+    assert note.exists()  # proposed, not done
+    taken_back = await chat.press("approve", card.approval_id)
+    assert any(f"Done: note {note.name} moved to the trash" in s.text for s in taken_back)
+    assert not note.exists() and len(list((notes / ".trash").glob("*.md"))) == 1
+    gone = (await chat.say(f"/undo {receipt}"))[0].text
+    assert f"there is no note {note.name} in the vault any more" in gone
+
+
+async def test_undo_says_so_where_nothing_can_be_taken_back(
+        chat: InMemoryAdapter, receiver: WebhookReceiver) -> None:
+    card = card_of(await chat.say("/send crm posted for good"))
+    done = await chat.press("approve", card.approval_id)
+    receipt = next(s.text for s in done if "receipt r" in s.text).rsplit("receipt ", 1)[1]
+    answer = (await chat.say(f"/undo {receipt.strip()}"))[0].text
+    assert "cannot be taken back: webhook:crm has no undo" in answer
+    assert "undo_seconds" in answer
+    assert "There is no receipt 'rnope'" in (await chat.say("/undo rnope"))[0].text
+    assert "Usage: /undo RECEIPT" in (await chat.say("/undo"))[0].text
+    assert receiver.deliveries_of("posted for good") == 1
+
+
+async def test_cancel_inside_an_undo_window_sends_nothing(
+        chat: InMemoryAdapter, receiver: WebhookReceiver) -> None:
+    chat.app.director.deps.policy.undo_seconds["webhook.post"] = 30
+    card = card_of(await chat.say("/send crm hold this one"))
+    held = await chat.press("approve", card.approval_id)
+    assert any(s.card and "unless you press Undo" in s.card.outcome for s in held)
+    plan = await plan_id_of(chat, "/send crm hold this one")
+    cancelled = await chat.say(f"/cancel {plan}")
+    assert any(f"Cancelled plan {plan}" in s.text for s in cancelled)
+    assert any("Undone: POST" in s.text for s in cancelled)
+    assert receiver.posts == []
