@@ -48,8 +48,6 @@ from memory.vectors import SqliteNumpyIndex, VectorIndex, WeaviateIndex
 
 log = logging.getLogger(__name__)
 
-BUILTIN_RISK = {"note.create": "low"}
-"""Tiers that hold unless config says otherwise; anything unlisted is high risk."""
 REFUSAL = "Sorry, this assistant only works for its operators."
 FAILURE = ("Something went wrong on my side; it is logged and unfinished work is retried on "
            "restart. /status shows the state.")
@@ -452,8 +450,9 @@ def build_transcriber(settings: Settings) -> Transcriber:
 
 
 def build_policy(settings: Settings) -> Policy:
-    """Built-in tiers, then each webhook's own ``risk``, then the ``[policy] risk`` overrides."""
-    risk: dict[str, str] = dict(BUILTIN_RISK)
+    """Each webhook's own ``risk``, then the ``[policy] risk`` overrides (on top of the
+    built-in tiers of :class:`graph.policy.Policy`)."""
+    risk: dict[str, str] = {}
     risk.update({f"webhook:{n.lower()}": h.risk for n, h in settings.connectors.webhooks.items()})
     risk.update(settings.policy.risk)
     return Policy(risk=risk, approval_ttl=timedelta(minutes=settings.policy.approval_ttl_minutes),

@@ -25,6 +25,8 @@ from langgraph.types import Command
 from graph.builder import build_graph
 from graph.desk import ApprovalDesk
 from graph.events import Inbound, Reply
+from graph.own_state import NAME as OWN_STATE
+from graph.own_state import OwnStateConnector
 from graph.scheduler import Defer
 from graph.state import DirectorDeps, plan_id_for
 from graph.summary import daily_summary
@@ -50,6 +52,9 @@ class Director:
     def __init__(self, *, deps: DirectorDeps, checkpointer: BaseCheckpointSaver) -> None:
         self.deps = deps
         deps.checkpointer = checkpointer
+        # Writes to Solo OS's own state are steps like any other, through this connector.
+        deps.connectors.setdefault(OWN_STATE, OwnStateConnector(
+            storage=deps.storage, memory=deps.memory, timezone=deps.timezone))
         self.storage = deps.storage
         self.desk = ApprovalDesk(storage=deps.storage, timezone=deps.timezone,
                                  policy=deps.policy)

@@ -9,6 +9,10 @@ from typing import Any
 from connectors.base import Action
 
 RISKS = ("low", "medium", "high")
+BUILTIN_RISK = {"note.create": "low", "memory.remember": "low", "memory.forget": "low",
+                "reminder.create": "low", "reminder.cancel": "low"}
+"""Tiers that hold unless config says otherwise (what the operator asked of Solo OS itself, and
+notes); anything unlisted is ``default_risk``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +21,8 @@ class Policy:
 
     Attributes:
         risk: risk per connector name (``webhook:crm``) or action kind (``note.create``); the
-            connector name wins. Unlisted actions are ``default_risk``.
+            connector name wins, then the kind, then :data:`BUILTIN_RISK`, then
+            ``default_risk``.
         default_risk: for anything the table does not name; high, so new connectors start safe.
         approval_ttl: how long a card stays answerable.
         undo_seconds: per action kind or connector name, how long an approved step is held
@@ -31,7 +36,8 @@ class Policy:
 
     def risk_for(self, action: Action) -> str:
         """The risk tier of ``action``."""
-        return self.risk.get(action.connector) or self.risk.get(action.kind) or self.default_risk
+        return self.risk.get(action.connector) or self.risk.get(action.kind) or \
+            BUILTIN_RISK.get(action.kind) or self.default_risk
 
     def undo_window(self, action: dict[str, Any]) -> timedelta:
         """How long ``action`` (an action's JSON form) is held after its approval."""

@@ -102,3 +102,12 @@ class PlanState(TypedDict, total=False):
 def say(text: str) -> dict[str, Any]:
     """A plain-text reply item of a node."""
     return {"kind": "message", "text": text}
+
+
+Planned = dict[str, list[dict[str, Any]]]
+"""What planning a request gives: ``steps`` to gate and run, and/or ``replies`` to say."""
+
+
+def own_step(kind: str, **args: Any) -> Planned:
+    """A plan of one step on Solo OS's own state (``graph.own_state``)."""
+    return {"steps": [{"action": {"kind": kind, "connector": "solo", "args": args}}]}

@@ -1,23 +1,21 @@
-"""Answers to what the operator asks that is not an action on a connector: each handler takes
-the intent, the plan state and the dependencies and returns reply items.
-
-Handlers that write Solo OS's own state (a fact, a reminder, a forgotten item) key what they
-write by the plan id, so a re-run after a crash writes it once.
+"""What the operator asks of Solo OS itself: each handler takes the intent, the plan state and
+the dependencies and returns what to do — replies for questions, steps for writes to Solo OS's
+own state (a fact, a reminder, a forgotten item), which then run through the gate and the outbox
+like any connector action.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from graph.handlers.info import answer_question
 from graph.handlers.memory import answer_memory
 from graph.handlers.plans import answer_plans
 from graph.handlers.reminders import answer_reminder
-from graph.state import DirectorDeps, PlanState
+from graph.state import DirectorDeps, Planned, PlanState
 from graph.understanding import Intent
 
-Handler = Callable[[Intent, PlanState, DirectorDeps], Awaitable[list[dict[str, Any]]]]
+Handler = Callable[[Intent, PlanState, DirectorDeps], Awaitable[Planned]]
 
 HANDLERS: dict[str, Handler] = {
     "remember": answer_memory, "recall": answer_memory, "forget": answer_memory,
@@ -25,9 +23,9 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-async def answer(intent: Intent, state: PlanState, deps: DirectorDeps) -> list[dict[str, Any]]:
-    """The reply items for ``intent``: its registered handler, else a read-only answer."""
+async def answer(intent: Intent, state: PlanState, deps: DirectorDeps) -> Planned:
+    """What to do for ``intent``: its registered handler, else a read-only answer."""
     handler = HANDLERS.get(intent.name)
     if handler is not None and "error" not in intent.slots:
         return await handler(intent, state, deps)
-    return await answer_question(intent, deps)
+    return {"replies": await answer_question(intent, deps)}

@@ -15,7 +15,7 @@ from typing import Any
 
 from connectors.base import Receipt
 from graph.events import Inbound
-from graph.state import DirectorDeps, PlanState, say
+from graph.state import DirectorDeps, Planned, PlanState, say
 from graph.timefmt import when_text
 from graph.understanding import Intent
 from memory.models import Plan
@@ -23,19 +23,21 @@ from memory.models import Plan
 RETRYABLE = "failed"
 
 
-async def answer_plans(intent: Intent, state: PlanState,
-                       deps: DirectorDeps) -> list[dict[str, Any]]:
-    """``/plans``, ``/plan ID`` and ``/cancel ID`` (``/retry`` plans steps: see
-    :func:`retry_steps`)."""
+async def answer_plans(intent: Intent, state: PlanState, deps: DirectorDeps) -> Planned:
+    """``/plans``, ``/plan ID``, ``/cancel ID``, ``/retry ID`` and ``/undo RECEIPT``."""
     command = intent.slots.get("command", "plans")
     if command == "plans":
-        return [say(await _list(deps, asking=state["plan_id"]))]
+        return {"replies": [say(await _list(deps, asking=state["plan_id"]))]}
+    if command == "undo":
+        return await undo_steps(intent, deps)
     plan, problem = await find_plan(intent, deps)
     if plan is None:
-        return [say(problem)]
+        return {"replies": [say(problem)]}
+    if command == "retry":
+        return await retry_steps(plan, deps)
     if command == "cancel":
-        return await _cancel(plan, state, deps)
-    return [say(await _show(plan, deps))]
+        return {"replies": await _cancel(plan, state, deps)}
+    return {"replies": [say(await _show(plan, deps))]}
 
 
 async def find_plan(intent: Intent, deps: DirectorDeps) -> tuple[Plan | None, str]:
@@ -50,15 +52,12 @@ async def find_plan(intent: Intent, deps: DirectorDeps) -> tuple[Plan | None, st
     return plan, ""
 
 
-async def retry_steps(intent: Intent, deps: DirectorDeps) -> dict[str, Any]:
+async def retry_steps(plan: Plan, deps: DirectorDeps) -> Planned:
     """The steps of a ``/retry ID`` plan: every failed step of plan ID, with its original action
     and key. A step whose plan was approved stays approved: it runs exactly what was shown."""
-    plan, problem = await find_plan(intent, deps)
-    if plan is None:
-        return {"steps": [], "replies": [say(problem)]}
     failed = [s for s in await deps.storage.plans.steps(plan.id) if s.status == RETRYABLE]
     if not failed:
-        return {"steps": [], "replies": [say(
+        return {"replies": [say(
             f"Plan {plan.id[:8]} has no failed step to retry; /plan {plan.id[:8]} shows it.")]}
     approved = await _was_approved(plan, deps)
     return {"steps": [{"action": step.action, "key": step.idempotency_key, "depends_on": [],
@@ -67,22 +66,22 @@ async def retry_steps(intent: Intent, deps: DirectorDeps) -> dict[str, Any]:
                       for step in failed]}
 
 
-async def undo_steps(intent: Intent, deps: DirectorDeps) -> dict[str, Any]:
+async def undo_steps(intent: Intent, deps: DirectorDeps) -> Planned:
     """The step of an ``/undo RECEIPT`` plan: the compensating action the receipt's connector
     offers (proposed through the gate like any other step), or why there is none."""
     wanted = intent.slots.get("id", "").strip()
     if not wanted:
-        return {"steps": [], "replies": [say("Usage: /undo RECEIPT  (receipts are shown by "
+        return {"replies": [say("Usage: /undo RECEIPT  (receipts are shown by "
                                              "/audit and in every reply)")]}
     row = await deps.storage.outbox.by_receipt(wanted.removeprefix("receipt").strip())
     if row is None:
-        return {"steps": [], "replies": [say(f"There is no receipt {wanted!r}; /audit lists "
+        return {"replies": [say(f"There is no receipt {wanted!r}; /audit lists "
                                              "receipts.")]}
     receipt = Receipt.from_dict(row.receipt)
     connector = deps.connectors.get(row.connector)
     action = await connector.compensate(receipt) if connector is not None else None
     if action is None:
-        return {"steps": [], "replies": [say(
+        return {"replies": [say(
             f"Receipt {receipt.id} ({receipt.summary}) cannot be taken back: {row.connector} "
             "has no undo. For next time, [policy] undo_seconds holds such steps for a while "
             "after approval, with an Undo button.")]}

@@ -9,7 +9,6 @@ from langgraph.runtime import Runtime
 
 from connectors.base import Action
 from graph.handlers import answer
-from graph.handlers.plans import retry_steps, undo_steps
 from graph.state import DirectorDeps, PlanState, say
 from graph.understanding import Intent
 
@@ -51,11 +50,7 @@ async def _plan_action(intent: Intent, state: PlanState, deps: DirectorDeps) -> 
                 "Add one with [connectors.webhooks.NAME] url = \"...\" in the config.")]}
         action = Action(kind="webhook.post", connector=connector, args={"text": slots["text"]})
         return {"steps": [{"action": asdict(action)}]}
-    if intent.name == "plans" and slots.get("command") == "retry":
-        return await retry_steps(intent, deps)
-    if intent.name == "plans" and slots.get("command") == "undo":
-        return await undo_steps(intent, deps)
-    return {"steps": [], "replies": await answer(intent, state, deps)}
+    return {"steps": [], "replies": [], **await answer(intent, state, deps)}
 
 
 def _plan_from_model(slots: dict[str, Any], deps: DirectorDeps) -> dict[str, Any]:

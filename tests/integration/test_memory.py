@@ -141,17 +141,19 @@ def test_context_keeps_the_best_first() -> None:
 
 async def test_chat_commands(chat: InMemoryAdapter) -> None:
     first = (await chat.say("/remember Acme pays net 30"))[0].text
-    assert first.startswith("Remembered (f")
+    assert first.startswith("Done: remembered f") and " — receipt r" in first
+    first_id = first.split()[2]
     second = (await chat.say("/remember Acme pays net 45 until 2099-01-01"))[0].text
-    assert 'This replaces what I had: "Acme pays net 30"' in second
+    assert f"it replaces {first_id} (kept as superseded)" in second
     assert "until 2099-01-01" in second
     await chat.say("/note Riverside Bakery wants a spring menu design")
     found = (await chat.say("/memory acme terms"))[0].text
     assert "Acme pays net 45" in found and "net 30" not in found
     found = (await chat.say("/memory bakery menu"))[0].text
     assert "spring menu design" in found
-    fact_id = second.split("(")[1].split(")")[0].split(",")[0]
-    assert (await chat.say(f"/forget {fact_id}"))[0].text.startswith(f"Forgotten: {fact_id}")
+    fact_id = second.split()[2]
+    assert (await chat.say(f"/forget {fact_id}"))[0].text.startswith(
+        f"Done: forgot {fact_id}: its text is erased — receipt r")
     assert "net 45" not in (await chat.say("/memory acme terms"))[0].text
     audit = (await chat.say("/audit"))[0].text
     assert "forgotten by operator" in audit

@@ -119,3 +119,16 @@ async def test_cancel_inside_an_undo_window_sends_nothing(
     assert any(f"Cancelled plan {plan}" in s.text for s in cancelled)
     assert any("Undone: POST" in s.text for s in cancelled)
     assert receiver.posts == []
+
+
+async def test_writes_to_solo_os_own_state_are_steps_with_receipts(chat: InMemoryAdapter) -> None:
+    done = (await chat.say("/remember Dana prefers calls"))[0].text
+    fact_id, receipt = done.split()[2], done.rsplit("receipt ", 1)[1].strip()
+    shown = (await chat.say(f"/plan {await plan_id_of(chat, '/remember Dana prefers calls')}"))
+    assert f"1. Remember a fact · low risk · done · receipt {receipt}" in shown[0].text
+    assert "Dana prefers calls" in (await chat.say("/memory Dana"))[0].text
+    undone = (await chat.say(f"/undo {receipt}"))[0].text
+    assert undone.startswith(f"Done: forgot {fact_id}: its text is erased")
+    assert "Dana prefers calls" not in (await chat.say("/memory Dana"))[0].text
+    audit = (await chat.say("/audit"))[0].text
+    assert "forgotten by operator" in audit and f"receipt {receipt}" in audit

@@ -118,11 +118,12 @@ async def test_list_cancel_and_bad_input(app, clock) -> None:
     solo, chat = app
     clock.move_to(at(2026, 11, 23, 8, 0))
     set_reply = (await chat.say("/remind in 2 hours stretch"))[0].text
-    job_id = set_reply.split()[1]
+    assert set_reply.startswith("Done: reminder rem") and "— receipt r" in set_reply
+    job_id = set_reply.split()[2]
     listed = (await chat.say("/reminders"))[0].text
     assert job_id in listed and "stretch" in listed
-    assert (await chat.say(f"/reminders cancel {job_id}"))[0].text == \
-        f"Cancelled reminder {job_id}."
+    assert (await chat.say(f"/reminders cancel {job_id}"))[0].text.startswith(
+        f"Done: cancelled reminder {job_id} — receipt r")
     assert (await chat.say("/reminders"))[0].text == "No reminders are scheduled."
     assert "When should I remind you?" in (await chat.say("/remind call Bob"))[0].text
     assert "already passed" in (await chat.say("/remind 2020-01-01 10:00 old"))[0].text
