@@ -225,7 +225,8 @@ async def test_free_text_works_like_the_commands(chat: InMemoryAdapter, settings
     assert ["payload", None, '{"text": "invoice 42 is paid"}'] in card.diffs[0]["fields"]
     assert receiver.posts == []  # free text never skips the approval card
     later = await chat.say("remind me to call Alice tomorrow at 9")
-    assert later[0].text.startswith("Reminder rem") and later[0].text.endswith(": call Alice")
+    assert later[0].text.startswith("Done: reminder rem") and ": call Alice — receipt r" in \
+        later[0].text
 
 
 async def test_local_mode_says_that_drafting_needs_a_model(chat: InMemoryAdapter) -> None:

@@ -41,7 +41,8 @@ async def test_summary_of_a_seeded_day(clock: time_machine.Traveller, chat: InMe
     text = sent[0].text
     print(text)
     assert text.startswith("Summary for Sun 22 Nov 2026 (UTC)")
-    assert "Done yesterday (2):" in text
+    assert "Done yesterday (4):" in text  # the note, the post and the two reminders set
+    assert text.count("reminder rem") == 2
     assert "note saved as" in text and 'posted to "crm" (HTTP 200) — receipt r' in text
     assert "Waiting for you (1): the cards follow." in text
     assert "Failed yesterday (1):" in text and "HTTP 400" in text

@@ -19,6 +19,9 @@ class FakeOpenAI:
     """Start with ``await server.start()``; ``base_url`` then ends in ``/v1``."""
 
     script: list[Any] = field(default_factory=list)
+    respond: Any = None
+    """When set (and the script is empty), ``respond(request_body)`` gives the reply: for
+    processes that may ask the same question again after a crash."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     usage: tuple[int, int] = (1200, 150)
     url: str = ""
@@ -66,8 +69,12 @@ class FakeOpenAI:
     async def _complete(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body)
-        reply = self.script.pop(0) if self.script else {"intent": "unknown", "slots": {},
-                                                         "confidence": 0.0, "steps": []}
+        if self.script:
+            reply = self.script.pop(0)
+        elif self.respond is not None:
+            reply = self.respond(body)
+        else:
+            reply = {"intent": "unknown", "slots": {}, "confidence": 0.0, "steps": []}
         if isinstance(reply, tuple) and reply[0] == "delay":
             await asyncio.sleep(reply[1])
             reply = self.script.pop(0) if self.script else {"intent": "help", "slots": {},
