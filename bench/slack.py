@@ -25,7 +25,8 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import SoloApp, build_adapters
+from bot.app import SoloApp
+from bot.wiring import build_adapters
 from config import Settings
 from tests.support.fake_slack import FakeSlack
 from tests.support.fake_telegram import FakeTelegramServer

@@ -26,7 +26,8 @@ from pathlib import Path
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from bot.app import SoloApp, build_adapters
+from bot.app import SoloApp
+from bot.wiring import build_adapters
 from config import Settings
 from tests.support.fake_telegram import FakeTelegramServer
 from tests.support.processes import idle_rss_mib

@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from bot.adapters.console import ConsoleAdapter
-from bot.app import SoloApp, build_adapters, build_understander
+from bot.app import SoloApp
 from bot.datadir import PRIVATE_UMASK
+from bot.wiring import build_adapters, build_understander
 from config import ConfigError, Settings, load_settings
 from memory.embeddings import StaticEmbeddings
 
@@ -67,11 +68,11 @@ async def run_chat(settings: Settings) -> int:
         # Finish what a crash left and show what waits before reading the first line.
         await app.add_adapter(console, start=False)
         await app.reconcile()
-        await app.housekeeping()
+        await app.jobs.housekeeping()
         await app.deliver(await app.director.pending_cards())
         await app.start_adapters()
-        await app.schedule_daily_summary()
-        scheduler = asyncio.create_task(app.run_scheduler())
+        await app.jobs.schedule_daily_summary()
+        scheduler = asyncio.create_task(app.jobs.run())
         await console.wait_closed()
         scheduler.cancel()
     finally:
@@ -106,14 +107,14 @@ async def run_serve(settings: Settings) -> int:
         for adapter in adapters:
             await app.add_adapter(adapter, start=False)
         await app.reconcile()
-        await app.housekeeping()
+        await app.jobs.housekeeping()
         try:
             await app.start_adapters()
         except Exception as exc:
             print(f"solo serve: could not start: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
-        await app.schedule_daily_summary()
-        scheduler = asyncio.create_task(app.run_scheduler())
+        await app.jobs.schedule_daily_summary()
+        scheduler = asyncio.create_task(app.jobs.run())
         # Said only once everything is in place: tests (and operators) wait for this line.
         log.info("serving %s", ", ".join(a.name for a in adapters))
         print(f"solo serve: running ({', '.join(a.name for a in adapters)})", file=sys.stderr,
@@ -125,7 +126,7 @@ async def run_serve(settings: Settings) -> int:
             except TimeoutError:
                 sweeps += 1
                 if sweeps % PRUNE_EVERY_SWEEPS == 0:
-                    await app.housekeeping()
+                    await app.jobs.housekeeping()
         scheduler.cancel()
     finally:
         await app.aclose()
@@ -184,8 +185,8 @@ async def run_doctor(settings: Settings) -> int:
     report(True, f"understanding: {settings.llm.model or 'offline local understander'}")
     if app is not None:
         try:
-            if hasattr(app.transcriber, "_load"):
-                await asyncio.to_thread(app.transcriber._load)
+            if hasattr(app.voice.transcriber, "_load"):
+                await asyncio.to_thread(app.voice.transcriber._load)
                 report(True, f"speech to text: Whisper {settings.voice.model}, weights verified")
             else:
                 report(True, f"speech to text: {settings.voice.model} at "

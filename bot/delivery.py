@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.adapters.base import ChatAdapter, DeliveryError
-from graph.director import Director
+from bot.dispatch import show
+from graph.desk import ApprovalDesk
 from graph.events import Reply
 from memory.stores import Storage
 
@@ -41,15 +42,15 @@ class DeliveryQueue:
     Args:
         adapter: where replies go.
         storage: the ``deliveries`` table.
-        director: renders cards and records where they were posted.
+        desk: renders cards and records where they were posted.
         backoff: first wait after a network error (doubling up to ``max_backoff``).
     """
 
-    def __init__(self, *, adapter: ChatAdapter, storage: Storage, director: Director,
+    def __init__(self, *, adapter: ChatAdapter, storage: Storage, desk: ApprovalDesk,
                  backoff: float = 0.5, max_backoff: float = 30.0) -> None:
         self.adapter = adapter
         self._store = storage.deliveries
-        self._director = director
+        self._desk = desk
         self._backoff = backoff
         self._max_backoff = max_backoff
         self._queues: dict[str, deque[_Item]] = {}
@@ -125,22 +126,8 @@ class DeliveryQueue:
             return
 
     async def _send(self, row: _Item) -> None:
-        if row.kind == "choice":
-            await self.adapter.ask(row.chat, row.payload["text"],
-                                   [tuple(c) for c in row.payload["choices"]])
-            return
-        if row.kind in ("message", "notice"):
-            send = self.adapter.send if row.kind == "message" else self.adapter.notice
-            await send(row.chat, row.payload["text"])
-            return
-        approval = await self._director.storage.approvals.get(row.payload["approval_id"])
-        card = await self._director.desk.card_for(approval)
-        if row.kind == "card":
-            ref = await self.adapter.post_card(row.chat, card)
-            await self._director.desk.attach_card(approval.id, self.adapter.name, ref)
-        else:
-            await self.adapter.update_cards(row.chat, approval.card_refs.get(self.adapter.name, []),
-                                            card)
+        await show(self.adapter, kind=row.kind, chat=row.chat, payload=row.payload,
+                   desk=self._desk)
 
     async def drain(self, seconds: float) -> bool:
         """Wait up to ``seconds`` for every queued reply to go out, then stop the workers;

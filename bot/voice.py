@@ -18,12 +18,13 @@ import importlib.util
 import io
 import math
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from graph.events import Transcript, VoiceError
+from graph.events import Inbound, Transcript, VoiceError
 
 SAMPLE_RATE = 16_000
 PADDING_SECONDS = 0.5
@@ -236,3 +237,34 @@ class CloudTranscriber:
         confidence = math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.5
         return Transcript(text=text, confidence=round(confidence, 3),
                           seconds=samples.size / SAMPLE_RATE)
+
+
+class VoiceNotes:
+    """Hears voice notes for the director: downloads the recording through the adapter it came
+    from, then transcribes it.
+
+    Args:
+        transcriber: speech to text.
+        adapters: the app's adapters by channel (the same dict the app fills, so adapters added
+            after construction are found).
+    """
+
+    def __init__(self, *, transcriber: Transcriber, adapters: Mapping[str, Any]) -> None:
+        self.transcriber = transcriber
+        self._adapters = adapters
+
+    async def hear(self, inbound: Inbound) -> Transcript:
+        """The transcript of ``inbound``'s voice note.
+
+        Raises:
+            VoiceError: the channel cannot deliver recordings, the download failed, or the
+                audio cannot be used.
+        """
+        download = getattr(self._adapters.get(inbound.channel), "download_file", None)
+        if download is None:
+            raise VoiceError(f"{inbound.channel} cannot deliver voice notes")
+        try:
+            audio = await download(inbound.attachment["file_id"])
+        except Exception as exc:
+            raise VoiceError(f"the recording could not be downloaded ({exc})") from exc
+        return await self.transcriber.transcribe(audio, inbound.attachment.get("mime", ""))

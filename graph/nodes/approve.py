@@ -26,7 +26,18 @@ async def await_approval(state: PlanState, runtime: Runtime[DirectorDeps]) -> di
                   else step["action"]} for step in state["steps"]]
         return {"decision": "superseded", "steps": steps, "approval_id": None,
                 "revision": state.get("revision", 0) + 1}
-    verdicts = {str(step["position"]): stored[step["position"]].status
+    # A step that started running (or finished) before a crash was approved, whatever it
+    # shows now; only the steps turned down, left to expire or undone did not get the nod.
+    verdicts = {str(step["position"]): _verdict(stored[step["position"]].status,
+                                                approval.status)
                 for step in state["steps"] if step.get("needs_approval")
                 and step["position"] in stored}
     return {"decision": approval.status, "verdicts": verdicts, "bound": approval.bound or {}}
+
+
+def _verdict(status: str, decision: str) -> str:
+    if status in ("rejected", "expired", "undone"):
+        return status
+    if status in ("approved", "running", "done", "failed"):
+        return "approved"
+    return decision  # a step recorded before per-step decisions existed: the card decides

@@ -25,8 +25,9 @@ import time_machine
 
 from bot.adapters.console import ConsoleAdapter
 from bot.adapters.memory import InMemoryAdapter
-from bot.app import SoloApp, build_adapters
+from bot.app import SoloApp
 from bot.rendering import render_card_text
+from bot.wiring import build_adapters
 from config import Settings
 from tests.conftest import CLOCK_START
 from tests.support.fake_openai import FakeOpenAI
@@ -325,7 +326,7 @@ async def send_card(driver: Driver, text: str) -> Card:
 
 async def release_due(driver: Driver) -> None:
     """One pass of the jobs loop (the scheduler releases plans whose undo window ended)."""
-    await driver.app.deliver(await driver.app.scheduler.tick())
+    await driver.app.deliver(await driver.app.jobs.scheduler.tick())
 
 
 @each()

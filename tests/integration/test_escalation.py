@@ -35,7 +35,7 @@ async def test_an_unanswered_card_climbs_the_ladder_and_expires_unexecuted(
 
     async def escalate_at(minutes: int) -> None:
         clock.move_to(T0 + timedelta(minutes=minutes))
-        await app.escalate(T0 + timedelta(minutes=minutes))
+        await app.jobs.escalate(T0 + timedelta(minutes=minutes))
 
     try:
         card = next(s.card for s in await telegram.say("/send crm nobody answers",
@@ -74,19 +74,19 @@ async def test_quiet_hours_hold_the_summary_and_escalations_then_deliver(
     app, telegram, _ = await open_app(tmp_path, receiver, summary_time="07:00",
                                       quiet_hours="22:00-08:00")
     try:
-        await app.schedule_daily_summary()
+        await app.jobs.schedule_daily_summary()
         await telegram.say("/send crm asked at night", actor="op", chat="op")
         clock.move_to(night + timedelta(hours=1))
-        await app.deliver(await app.scheduler.tick(night + timedelta(hours=1)))  # 07:00 quiet
+        await app.deliver(await app.jobs.scheduler.tick(night + timedelta(hours=1)))  # 07:00 quiet
         clock.move_to(night + timedelta(hours=1, minutes=30))
-        await app.escalate(night + timedelta(hours=1, minutes=30))
+        await app.jobs.escalate(night + timedelta(hours=1, minutes=30))
         assert not [s for s in telegram.sent if s.text.startswith(("Summary", "Still"))]
         job = await app.storage.jobs.get("daily-summary")
         assert job.due_at == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
         morning = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
         clock.move_to(morning)
-        await app.deliver(await app.scheduler.tick(morning))
-        await app.escalate(morning)
+        await app.deliver(await app.jobs.scheduler.tick(morning))
+        await app.jobs.escalate(morning)
         texts = [s.text for s in telegram.sent]
         assert any(t.startswith("Summary for Mon 23 Nov 2026") for t in texts)
         assert any(t.startswith("Still waiting for your decision") for t in texts)

@@ -43,7 +43,7 @@ async def app(clock: time_machine.Traveller,
 async def fired(solo: SoloApp, clock: time_machine.Traveller, moment: datetime) -> list[str]:
     """Move the clock to ``moment``, run the scheduler once and deliver what it fired."""
     clock.move_to(moment)
-    replies = await solo.scheduler.tick(moment)
+    replies = await solo.jobs.scheduler.tick(moment)
     await solo.deliver(replies)
     return [r.text for r in replies]
 
@@ -109,7 +109,7 @@ async def test_two_schedulers_fire_a_due_job_once(app, clock) -> None:
     clock.move_to(at(2026, 11, 23, 8, 0))
     await chat.say("/remind at 9 only once")
     other = Scheduler(storage=solo.storage, timezone=BERLIN)
-    results = await asyncio.gather(solo.scheduler.tick(at(2026, 11, 23, 9, 0)),
+    results = await asyncio.gather(solo.jobs.scheduler.tick(at(2026, 11, 23, 9, 0)),
                                    other.tick(at(2026, 11, 23, 9, 0)))
     assert sorted(len(r) for r in results) == [0, 1]
 

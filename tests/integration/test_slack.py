@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 
 from bot.adapters.slack import SlackAdapter
-from bot.app import SoloApp, build_adapters
+from bot.app import SoloApp
+from bot.wiring import build_adapters
 from config import Settings
 from tests.support.fake_slack import FakeSlack
 from tests.support.webhook_receiver import WebhookReceiver

@@ -32,8 +32,8 @@ async def test_summary_of_a_seeded_day(clock: time_machine.Traveller, chat: InMe
     await chat.say("/remind 2026-11-21 11:00 missed one")
     # Nothing ran between 10:00 yesterday and this morning: that reminder is 21 h late.
     clock.move_to(MORNING - timedelta(minutes=1))
-    await app.deliver(await app.scheduler.tick())
-    await app.schedule_daily_summary()
+    await app.deliver(await app.jobs.scheduler.tick())
+    await app.jobs.schedule_daily_summary()
     clock.move_to(MORNING)
     before = len(chat.sent)
     await app.deliver(await app.director.summary_for([("memory", "chat-1")], now=MORNING))
@@ -60,12 +60,12 @@ async def test_the_summary_job_is_scheduled_once_and_runs_daily(
         clock: time_machine.Traveller, chat: InMemoryAdapter) -> None:
     app = chat.app
     clock.move_to(datetime(2026, 11, 22, 9, 0, tzinfo=UTC))
-    await app.schedule_daily_summary()
-    await app.schedule_daily_summary()
+    await app.jobs.schedule_daily_summary()
+    await app.jobs.schedule_daily_summary()
     job = await app.storage.jobs.get("daily-summary")
     assert job.due_at == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     clock.move_to(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
-    replies = await app.scheduler.tick(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
+    replies = await app.jobs.scheduler.tick(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
     assert replies and replies[0].text.startswith("Summary for Mon 23 Nov 2026")
     assert (await app.storage.jobs.get("daily-summary")).due_at == \
         datetime(2026, 11, 24, 8, 0, tzinfo=UTC)

@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 
 from bot.adapters.telegram import TelegramAdapter
-from bot.app import SoloApp, build_adapters
+from bot.app import SoloApp
+from bot.wiring import build_adapters
 from config import Settings
 from tests.support.fake_telegram import FakeTelegramServer
 from tests.support.webhook_receiver import WebhookReceiver

@@ -19,6 +19,7 @@ import asyncio
 import os
 import random
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -182,14 +183,18 @@ wait_jitter_seconds = 0.01
         counts["steps_halted"] += 3 - sum(expected)
     for key in {p.key for p in receiver.posts}:
         assert receiver.ok_count(key) <= 1, (key, seed)
+    with sqlite3.connect(data / "solo.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM plans WHERE status != 'done'").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM outbox WHERE status = 'in_flight'"
+                          ).fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM plan_steps WHERE status IN ('proposed', "
+                          "'waiting', 'approved', 'running')").fetchone()[0] == 0
     print(f"trials={trials} {counts} posts={len(receiver.posts)}")
     assert counts["steps_run"] > 0 and counts["steps_halted"] > 0
 
 
 def _recorded(data: Path, name: str) -> bool:
     """Whether the request of trial ``name`` reached the state database."""
-    import sqlite3
-
     with sqlite3.connect(data / "solo.sqlite3") as db:
         return db.execute("SELECT count(*) FROM plans WHERE json_extract(inbound, '$.text') "
                           "LIKE ?", (f"{name}:%",)).fetchone()[0] > 0

@@ -195,6 +195,10 @@ wait_jitter_seconds = 0.01
             "SELECT json_extract(inbound, '$.text'), a.status FROM approvals a "
             "JOIN plans p ON p.id = a.plan_id").fetchall())
         unfinished = db.execute("SELECT count(*) FROM plans WHERE status != 'done'").fetchone()[0]
+        in_flight = db.execute("SELECT count(*) FROM outbox WHERE status = 'in_flight'"
+                               ).fetchone()[0]
+        unsettled = db.execute("SELECT count(*) FROM plan_steps WHERE status IN "
+                               "('proposed', 'waiting', 'approved', 'running')").fetchone()[0]
     approved = rejected = never_recorded = 0
     for text, decision in decisions.items():
         status = statuses.get(f"/send crm {text}")
@@ -212,7 +216,7 @@ wait_jitter_seconds = 0.01
             assert delivered == 0, text
     for key in {p.key for p in receiver.posts}:
         assert receiver.ok_count(key) <= 1, key
-    assert unfinished == 0
+    assert (unfinished, in_flight, unsettled) == (0, 0, 0)
     assert not pending_cards(final.lines) or all(
         decisions[t] for t in pending_cards(final.lines).values())
     print(f"approved={approved} rejected={rejected} never_recorded={never_recorded} "

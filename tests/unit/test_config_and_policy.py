@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from bot.app import build_policy, database_urls
+from bot.wiring import build_policy, database_urls
 from config import ConfigError, Settings, load_settings
 from config.settings import WebhookSettings
 from connectors.base import Action

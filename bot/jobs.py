@@ -1,0 +1,125 @@
+"""The jobs loop: due jobs (reminders, the daily summary, plans released from an undo window),
+the escalation ladder for unanswered cards, and housekeeping.
+
+Everything it produces goes out through the app's ``deliver``; the jobs themselves live in the
+``jobs`` table, so a restart loses none and two instances never run one twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from config import Settings
+from graph.director import RELEASE, Director
+from graph.events import Reply
+from graph.scheduler import SUMMARY, Defer, Scheduler, in_quiet_hours, next_occurrence
+from memory.models import Job, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class JobsLoop:
+    """See the module docstring.
+
+    Args:
+        settings: ``[schedule]`` and ``[memory]`` settings.
+        director: runs plans, summaries and escalations.
+        deliver: sends replies to their channels.
+        channels: the names of the running chat adapters (where summaries may go).
+        operators: operator ids per channel (who gets summaries and escalations).
+    """
+
+    def __init__(self, *, settings: Settings, director: Director,
+                 deliver: Callable[[list[Reply]], Awaitable[None]],
+                 channels: Callable[[], Iterable[str]], operators: dict[str, set[str]]) -> None:
+        self.settings = settings
+        self.director = director
+        self.timezone = ZoneInfo(settings.operator.timezone)
+        self._deliver = deliver
+        self._channels = channels
+        self._operators = operators
+        self.scheduler = Scheduler(storage=director.storage, timezone=self.timezone)
+        self.scheduler.register(RELEASE, director.release)
+
+    def summary_targets(self) -> list[tuple[str, str]]:
+        """Where the daily summary goes: each operator on each running channel."""
+        channels = list(self._channels())
+        wanted = set(self.settings.schedule.summary_channels) or set(channels)
+        targets = []
+        for name in channels:
+            if name not in wanted:
+                continue
+            if name == "console":
+                targets.append((name, "terminal"))
+            elif name == "slack":
+                targets += [(name, f"{op}||{op}") for op in sorted(self._operators.get(name, ()))]
+            else:
+                targets += [(name, op) for op in sorted(self._operators.get(name, ()))]
+        return targets
+
+    async def schedule_daily_summary(self) -> None:
+        """Make sure the daily summary job exists (idempotent) and can run."""
+        async def send(job: Job, late: timedelta) -> list[Reply]:
+            now = job.due_at + late
+            quiet_until = in_quiet_hours(now, self.settings.schedule.quiet_hours, self.timezone)
+            if quiet_until is not None:
+                raise Defer(quiet_until)
+            return await self.director.summary_for(self.summary_targets(), now=now)
+
+        self.scheduler.register(SUMMARY, send)
+        at = self.settings.schedule.summary_time
+        if not at:
+            return
+        hour, minute = (int(part) for part in at.split(":"))
+        now = utcnow().astimezone(self.timezone)
+        due = datetime.combine(now.date(), time(hour, minute), self.timezone)
+        if due <= now:
+            due = next_occurrence(due, "daily", after=now, timezone=self.timezone)
+        await self.director.storage.jobs.put(
+            id="daily-summary", kind=SUMMARY, due_at=due, payload={"repeat": "daily", "at": at},
+            missed_policy="catch_up_within:14400")
+
+    async def escalate(self, now: datetime | None = None) -> None:
+        """One pass of the escalation ladder (held during quiet hours)."""
+        now = now or utcnow()
+        if in_quiet_hours(now, self.settings.schedule.quiet_hours, self.timezone):
+            await self._deliver(await self.director.expire_due())
+            return
+        targets: dict[str, list[str]] = {}
+        for channel, chat in self.summary_targets():
+            targets.setdefault(channel, []).append(chat)
+        await self._deliver(await self.director.escalate(
+            targets=targets, now=now,
+            after=timedelta(minutes=self.settings.schedule.escalate_after_minutes)))
+
+    async def run(self, *, every: float = 1.0, escalate_every: int = 30) -> None:
+        """Run due jobs every ``every`` seconds, and the escalation ladder every
+        ``escalate_every`` ticks, until cancelled (started by the CLI)."""
+        ticks = 0
+        while True:
+            try:
+                await self._deliver(await self.scheduler.tick())
+                if ticks % escalate_every == 0:
+                    await self.escalate()
+            except Exception:
+                log.exception("scheduler tick failed; trying again")
+            ticks += 1
+            await asyncio.sleep(every)
+
+    async def housekeeping(self) -> None:
+        """Prune old checkpoints, index what happened into memory, compact old turns."""
+        try:
+            pruned = await self.director.prune(
+                older_than=timedelta(days=self.settings.memory.checkpoint_retention_days))
+            memory = self.director.deps.memory
+            if memory is not None:
+                await memory.catch_up(notes_dir=self.director.deps.notes_dir)
+                await memory.compact_turns()
+            if pruned:
+                log.info("pruned %d finished plan threads", pruned)
+        except Exception:
+            log.exception("housekeeping failed; it runs again later")

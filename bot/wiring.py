@@ -1,0 +1,234 @@
+"""Wiring from settings: storage, connectors, memory, understanding, policy, the director and the
+chat adapters, each built from :class:`config.Settings` (the only place besides the CLI that
+reads it). Nothing here runs anything; :class:`bot.app.SoloApp` owns the lifetime.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import httpx
+from langchain_core.embeddings import Embeddings
+
+from bot.adapters.base import ChatAdapter
+from bot.voice import CloudTranscriber, Transcriber, WhisperTranscriber
+from config import Settings
+from connectors.base import Connector
+from connectors.notes import NotesVaultConnector
+from connectors.retry import RetryPolicy
+from connectors.webhooks import WebhookConnector
+from graph.budget import BudgetMeter, Caps, Prices
+from graph.checkpoints import postgres_checkpointer, sqlite_checkpointer
+from graph.director import Director
+from graph.events import Inbound, Transcript
+from graph.llm import LLMUnderstander
+from graph.local_understanding import LocalUnderstander
+from graph.policy import Policy
+from graph.state import DirectorDeps
+from graph.understanding import Understander
+from memory.db import Database, libpq_url, open_database
+from memory.embeddings import StaticEmbeddings
+from memory.knowledge import Memory
+from memory.stores import Storage
+from memory.vectors import SqliteNumpyIndex, VectorIndex, WeaviateIndex
+
+
+def database_urls(settings: Settings) -> tuple[str, str]:
+    """The state database URL and the checkpoint location (SQLite path or PostgreSQL URL)."""
+    url = settings.storage.database_url
+    data_dir = settings.storage.data_dir
+    if not url:
+        return f"sqlite:///{(data_dir / 'solo.sqlite3').resolve()}", str(
+            (data_dir / "checkpoints.sqlite3").resolve())
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1]
+        return url, f"{path}.checkpoints"
+    return url, libpq_url(url)
+
+
+async def build_director(settings: Settings, stack: AsyncExitStack, *,
+                         hear: Callable[[Inbound], Awaitable[Transcript]] | None) -> Director:
+    """Storage (migrated), checkpoints, connectors, memory, understanding and the director;
+    every connection is closed by ``stack``. ``hear`` transcribes voice notes."""
+    state_url, checkpoint_at = database_urls(settings)
+    db = open_database(state_url)
+    stack.push_async_callback(db.aclose)
+    await db.migrate()
+    storage = Storage(db)
+    if state_url.startswith("postgres"):
+        checkpointer = await stack.enter_async_context(postgres_checkpointer(checkpoint_at))
+    else:
+        checkpointer = await stack.enter_async_context(sqlite_checkpointer(Path(checkpoint_at)))
+    client = await stack.enter_async_context(httpx.AsyncClient())
+    connectors, webhooks = build_connectors(settings, client)
+    memory = await build_memory(settings, db, stack)
+    local = build_understander(settings, memory.embeddings)
+    timezone = ZoneInfo(settings.operator.timezone)
+    meter = BudgetMeter(
+        storage=storage, timezone=timezone,
+        prices=Prices(settings.llm.input_usd_per_million, settings.llm.output_usd_per_million),
+        caps=Caps(settings.budget.daily_usd, settings.budget.per_plan_usd,
+                  settings.budget.per_job_usd))
+    deps = DirectorDeps(
+        storage=storage, connectors=connectors, webhooks=webhooks,
+        policy=build_policy(settings),
+        understander=build_llm_understander(settings, meter) or local,
+        fallback=local, meter=meter if settings.llm.model else None,
+        context_tokens=settings.memory.context_tokens, timezone=timezone, memory=memory,
+        notes_dir=notes_dir(settings), hear=hear)
+    return Director(deps=deps, checkpointer=checkpointer)
+
+
+def build_connectors(settings: Settings,
+                     client: httpx.AsyncClient) -> tuple[dict[str, Connector], dict[str, str]]:
+    """Connectors by name, and webhook name → connector name."""
+    retry_settings = settings.connectors.retry
+    retry = RetryPolicy(attempts=retry_settings.attempts,
+                        timeout=retry_settings.timeout_seconds,
+                        wait_initial=retry_settings.wait_initial_seconds,
+                        wait_max=retry_settings.wait_max_seconds,
+                        wait_jitter=retry_settings.wait_jitter_seconds)
+    connectors: dict[str, Connector] = {"notes": NotesVaultConnector(path=notes_dir(settings))}
+    webhooks: dict[str, str] = {}
+    for name, hook in settings.connectors.webhooks.items():
+        connector = WebhookConnector(name=name.lower(), url=hook.url, client=client, retry=retry,
+                                     timeout=hook.timeout_seconds)
+        connectors[connector.name] = connector
+        webhooks[name.lower()] = connector.name
+    return connectors, webhooks
+
+
+def notes_dir(settings: Settings) -> Path:
+    """The notes vault directory."""
+    return settings.connectors.notes.path or settings.storage.data_dir / "notes"
+
+
+async def build_memory(settings: Settings, db: Database, stack: AsyncExitStack) -> Memory:
+    """The memory service: static embeddings (or the configured LangChain class), vectors in
+    the state database or in Weaviate."""
+    embeddings: Embeddings = StaticEmbeddings()
+    if settings.memory.embeddings:
+        module, _, name = settings.memory.embeddings.partition(":")
+        try:
+            embeddings = getattr(importlib.import_module(module), name)(
+                **settings.memory.embeddings_options)
+        except (ImportError, AttributeError, TypeError) as exc:
+            raise ValueError(f"[memory] embeddings = {settings.memory.embeddings!r} cannot be "
+                             f"built: {exc}") from exc
+    index: VectorIndex
+    if settings.memory.weaviate_url:
+        import weaviate
+
+        url = urlsplit(settings.memory.weaviate_url)
+        client = weaviate.use_async_with_custom(
+            http_host=url.hostname, http_port=url.port or 8080,
+            http_secure=url.scheme == "https", grpc_host=url.hostname, grpc_port=50051,
+            grpc_secure=url.scheme == "https")
+        await client.connect()
+        stack.push_async_callback(client.close)
+        index = WeaviateIndex(client)
+    else:
+        index = SqliteNumpyIndex(db, dims=getattr(embeddings, "dims", None))
+    return Memory(db=db, index=index, embeddings=embeddings,
+                  recency_half_life_days=settings.memory.recency_half_life_days)
+
+
+def build_llm_understander(settings: Settings, meter: BudgetMeter) -> LLMUnderstander | None:
+    """The LLM understander when ``[llm] model`` is set (``init_chat_model``), else None."""
+    llm = settings.llm
+    if not llm.model:
+        return None
+    from langchain.chat_models import init_chat_model
+
+    kwargs: dict[str, Any] = {"timeout": llm.timeout_seconds, "max_retries": 0,
+                              "max_tokens": llm.max_output_tokens}
+    if llm.base_url:
+        kwargs["base_url"] = llm.base_url
+    if llm.api_key is not None:
+        kwargs["api_key"] = llm.api_key.get_secret_value()
+    try:
+        model = init_chat_model(llm.model, **kwargs)
+    except (ImportError, ValueError) as exc:
+        raise ValueError(f"[llm] model = {llm.model!r} cannot be used: {exc}") from exc
+    return LLMUnderstander(model=model, model_name=llm.model, meter=meter,
+                           webhooks=[n.lower() for n in settings.connectors.webhooks],
+                           zone=settings.operator.timezone,
+                           max_output_tokens=llm.max_output_tokens)
+
+
+def build_understander(settings: Settings, embeddings: Embeddings) -> Understander:
+    """The offline understander (also the fallback when a model is configured)."""
+    return LocalUnderstander(embeddings=embeddings,
+                             webhooks=[n.lower() for n in settings.connectors.webhooks],
+                             timezone=ZoneInfo(settings.operator.timezone))
+
+
+def build_transcriber(settings: Settings) -> Transcriber:
+    """Offline Whisper, or an OpenAI-compatible endpoint for ``[voice] model = "openai:..."``."""
+    voice = settings.voice
+    if voice.model.startswith("openai:"):
+        return CloudTranscriber(model=voice.model.removeprefix("openai:"),
+                                base_url=voice.base_url,
+                                api_key=voice.api_key.get_secret_value() if voice.api_key else "")
+    return WhisperTranscriber(model=voice.model, models_dir=settings.storage.data_dir / "models")
+
+
+def build_policy(settings: Settings) -> Policy:
+    """Each webhook's own ``risk``, then the ``[policy] risk`` overrides (on top of the
+    built-in tiers of :class:`graph.policy.Policy`)."""
+    risk: dict[str, str] = {}
+    risk.update({f"webhook:{n.lower()}": h.risk for n, h in settings.connectors.webhooks.items()})
+    risk.update(settings.policy.risk)
+    return Policy(risk=risk, approval_ttl=timedelta(minutes=settings.policy.approval_ttl_minutes),
+                  undo_seconds=dict(settings.policy.undo_seconds))
+
+
+def build_adapters(settings: Settings, *, timezone: ZoneInfo) -> list[ChatAdapter]:
+    """The chat adapters whose settings are present (Telegram, Slack)."""
+    adapters: list[ChatAdapter] = []
+    telegram = settings.telegram
+    if telegram.token is not None:
+        from telegram.ext import AIORateLimiter, ExtBot
+        from telegram.request import HTTPXRequest
+
+        from bot.adapters.telegram import TelegramAdapter
+
+        bot = ExtBot(
+            telegram.token.get_secret_value(), base_url=telegram.base_url,
+            base_file_url=telegram.base_file_url,
+            # Throttle to Telegram's limits; 429s are waited out by the delivery queue.
+            rate_limiter=AIORateLimiter(overall_max_rate=telegram.max_messages_per_second,
+                                        max_retries=0)
+            if telegram.max_messages_per_second else None,
+            request=HTTPXRequest(connection_pool_size=16),
+            get_updates_request=HTTPXRequest(read_timeout=telegram.poll_timeout_seconds + 10))
+        secret = telegram.webhook_secret.get_secret_value() if telegram.webhook_secret else ""
+        adapters.append(TelegramAdapter(
+            bot=bot, mode=telegram.mode, poll_timeout=telegram.poll_timeout_seconds,
+            webhook_url=telegram.webhook_url, webhook_secret=secret, host=telegram.host,
+            port=telegram.port, timezone=timezone))
+    slack = settings.slack
+    if slack.bot_token is not None:
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        from bot.adapters.slack import SlackAdapter
+
+        if slack.mode == "http" and slack.signing_secret is None:
+            raise ValueError("[slack] mode = \"http\" needs signing_secret "
+                             "(SOLO_SLACK__SIGNING_SECRET)")
+        if slack.mode == "socket" and slack.app_token is None:
+            raise ValueError("[slack] mode = \"socket\" needs app_token (SOLO_SLACK__APP_TOKEN)")
+        client = AsyncWebClient(token=slack.bot_token.get_secret_value(), base_url=slack.base_url)
+        adapters.append(SlackAdapter(
+            client=client, mode=slack.mode,
+            signing_secret=slack.signing_secret.get_secret_value() if slack.signing_secret else "",
+            app_token=slack.app_token.get_secret_value() if slack.app_token else "",
+            host=slack.host, port=slack.port, timezone=timezone))
+    return adapters
