@@ -28,10 +28,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import SoloApp
 from bot.wiring import build_adapters
 from config import Settings
-from tests.support.fake_slack import FakeSlack
-from tests.support.fake_telegram import FakeTelegramServer
+from tests.fakes.slack import FakeSlack
+from tests.fakes.telegram import FakeTelegramServer
 from tests.support.processes import idle_rss_mib
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.fakes.webhooks import WebhookReceiver
 
 
 def pct(samples: list[float], q: float) -> float:

@@ -29,7 +29,7 @@ from telegram.ext import Application, ContextTypes, MessageHandler, filters
 from bot.app import SoloApp
 from bot.wiring import build_adapters
 from config import Settings
-from tests.support.fake_telegram import FakeTelegramServer
+from tests.fakes.telegram import FakeTelegramServer
 from tests.support.processes import idle_rss_mib
 
 CHATS = list(range(1000, 1010))

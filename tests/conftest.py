@@ -17,7 +17,7 @@ import time_machine
 from bot.adapters.memory import InMemoryAdapter
 from bot.app import SoloApp
 from config import Settings
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.fakes.webhooks import WebhookReceiver
 
 POSTGRES_URL = os.environ.get("SOLO_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("SOLO_REQUIRE_POSTGRES") == "1"

@@ -30,11 +30,11 @@ from bot.rendering import render_card_text
 from bot.wiring import build_adapters
 from config import Settings
 from tests.conftest import CLOCK_START
-from tests.support.fake_openai import FakeOpenAI
-from tests.support.fake_slack import FakeSlack
-from tests.support.fake_telegram import FakeTelegramServer
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.slack import FakeSlack
+from tests.fakes.telegram import FakeTelegramServer
+from tests.fakes.webhooks import WebhookReceiver
 from tests.support.waiting import poll_until
-from tests.support.webhook_receiver import WebhookReceiver
 
 WAIT = 120.0
 

@@ -21,7 +21,7 @@ from connectors.base import (
 from connectors.notes import NotesVaultConnector
 from connectors.retry import RetryPolicy
 from connectors.webhooks import WebhookConnector, parse_retry_after
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.fakes.webhooks import WebhookReceiver
 
 FAST = RetryPolicy(attempts=4, timeout=10, wait_initial=0.01, wait_max=0.05, wait_jitter=0.0)
 

@@ -11,7 +11,7 @@ import time_machine
 from bot.adapters.memory import InMemoryAdapter
 from bot.app import SoloApp
 from config import Settings
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.fakes.webhooks import WebhookReceiver
 
 
 def card_of(sent):

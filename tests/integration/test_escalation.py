@@ -11,7 +11,7 @@ from bot.adapters.memory import InMemoryAdapter
 from bot.app import SoloApp
 from config import Settings
 from tests.conftest import CLOCK_START
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.fakes.webhooks import WebhookReceiver
 
 T0 = CLOCK_START
 

@@ -11,8 +11,8 @@ import pytest
 from bot.adapters.memory import InMemoryAdapter
 from bot.app import SoloApp
 from config import Settings
-from tests.support.fake_openai import FakeOpenAI
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.webhooks import WebhookReceiver
 
 
 @pytest.fixture

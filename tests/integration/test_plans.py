@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from bot.adapters.memory import InMemoryAdapter
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.fakes.webhooks import WebhookReceiver
 
 
 def card_of(sent: list) -> object:

@@ -15,8 +15,8 @@ from bot.adapters.slack import SlackAdapter
 from bot.app import SoloApp
 from bot.wiring import build_adapters
 from config import Settings
-from tests.support.fake_slack import FakeSlack
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.fakes.slack import FakeSlack
+from tests.fakes.webhooks import WebhookReceiver
 
 OPERATOR = "UOP"
 STRANGER = "UBAD"

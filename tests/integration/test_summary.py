@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import time_machine
 
 from bot.adapters.memory import InMemoryAdapter
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.fakes.webhooks import WebhookReceiver
 
 YESTERDAY = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 MORNING = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)

@@ -14,8 +14,8 @@ from bot.adapters.telegram import TelegramAdapter
 from bot.app import SoloApp
 from bot.wiring import build_adapters
 from config import Settings
-from tests.support.fake_telegram import FakeTelegramServer
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.fakes.telegram import FakeTelegramServer
+from tests.fakes.webhooks import WebhookReceiver
 
 OPERATOR = 111
 STRANGER = 666
@@ -335,7 +335,7 @@ async def test_malformed_audio_gets_a_clear_error_and_nothing_else(
 
 async def test_a_voice_note_through_an_openai_compatible_transcription_endpoint(
         tmp_path: Path, telegram: FakeTelegramServer, receiver: WebhookReceiver) -> None:
-    from tests.support.fake_openai import FakeOpenAI
+    from tests.fakes.openai import FakeOpenAI
 
     cloud = FakeOpenAI(script=["note the invoice template needs the new address"])
     await cloud.start()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fake_telegram import FakeTelegramServer
+from tests.fakes.telegram import FakeTelegramServer
+from tests.fakes.webhooks import WebhookReceiver
 from tests.support.processes import start_serve, stop, write_serve_config
-from tests.support.webhook_receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.webhooks import WebhookReceiver
 from tests.scenarios.test_crash_recovery import SoloProcess
-from tests.support.fake_openai import FakeOpenAI
-from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.crash
 

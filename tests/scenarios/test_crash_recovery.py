@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.fakes.webhooks import WebhookReceiver
 
 pytestmark = pytest.mark.crash
 

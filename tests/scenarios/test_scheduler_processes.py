@@ -16,7 +16,7 @@ from memory.db import open_database
 from memory.models import utcnow
 from memory.stores import Storage
 from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES, fresh_postgres_url
-from tests.support.fake_telegram import FakeTelegramServer
+from tests.fakes.telegram import FakeTelegramServer
 from tests.support.processes import start_serve, stop
 
 

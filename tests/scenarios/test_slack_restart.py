@@ -8,9 +8,9 @@ import signal
 import socket
 from pathlib import Path
 
-from tests.support.fake_slack import FakeSlack
+from tests.fakes.slack import FakeSlack
+from tests.fakes.webhooks import WebhookReceiver
 from tests.support.processes import start_serve, stop
-from tests.support.webhook_receiver import WebhookReceiver
 
 
 def free_port() -> int:

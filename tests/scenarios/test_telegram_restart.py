@@ -7,9 +7,9 @@ import asyncio
 import signal
 from pathlib import Path
 
-from tests.support.fake_telegram import FakeTelegramServer
+from tests.fakes.telegram import FakeTelegramServer
+from tests.fakes.webhooks import WebhookReceiver
 from tests.support.processes import start_serve, stop, write_serve_config
-from tests.support.webhook_receiver import WebhookReceiver
 
 
 async def test_sigkill_with_a_pending_card_then_the_original_button_works(

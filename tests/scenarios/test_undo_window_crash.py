@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.webhooks import WebhookReceiver
 from tests.scenarios.test_crash_recovery import CARD, SoloProcess
-from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.crash
 WINDOW = 10  # seconds: room enough to kill the process inside it on a loaded machine

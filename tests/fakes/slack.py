@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import itertools
@@ -23,7 +22,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from tests.support.waiting import wait_until
+from tests.fakes.base import LoopbackServer
 
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
@@ -49,7 +48,7 @@ class Delivery:
 
 
 @dataclass
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     """Start with ``await slack.start()``; ``api_url`` is the Web API base URL."""
 
     signing_secret: str = "test-signing-secret"
@@ -60,36 +59,28 @@ class FakeSlack:
     failures: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     acks: list[dict[str, Any]] = field(default_factory=list)
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
-    url: str = ""
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     _ids: Any = field(default_factory=lambda: itertools.count(1))
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
     _http: aiohttp.ClientSession | None = None
 
-    async def start(self) -> None:
-        """Listen on 127.0.0.1, port 0."""
-        app = web.Application()
-        app.router.add_post("/api/{method}", self._api)
-        app.router.add_get("/api/{method}", self._api)  # slack_sdk sends some reads as GET
-        app.router.add_get("/socket", self._socket)
-        app.router.add_get("/files/{file_id}", self._file)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    def routes(self, router: web.UrlDispatcher) -> None:
+        """The Web API, the Socket Mode websocket and file downloads."""
+        router.add_post("/api/{method}", self._api)
+        router.add_get("/api/{method}", self._api)  # slack_sdk sends some reads as GET
+        router.add_get("/socket", self._socket)
+        router.add_get("/files/{file_id}", self._file)
+
+    async def started(self) -> None:
+        """Open the client that delivers events to the app."""
         self._http = aiohttp.ClientSession()
 
-    async def stop(self) -> None:
-        """Close sockets and stop listening."""
+    async def stopping(self) -> None:
+        """Close sockets and the client."""
         for ws in list(self._sockets):
             await ws.close()
         if self._http is not None:
             await self._http.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     @property
     def api_url(self) -> str:
@@ -194,11 +185,11 @@ class FakeSlack:
         self._sockets.append(ws)
         await ws.send_json({"type": "hello", "num_connections": 1,
                             "connection_info": {"app_id": "A1"}})
-        self._changed.set()
+        self.changed()
         async for message in ws:
             if message.type == aiohttp.WSMsgType.TEXT:
                 self.acks.append(json.loads(message.data))
-                self._changed.set()
+                self.changed()
         self._sockets.remove(ws)
         return ws
 
@@ -220,10 +211,9 @@ class FakeSlack:
         return [e["value"] for b in message.get("blocks") or [] if b.get("type") == "actions"
                 for e in b["elements"]]
 
-    async def wait_for(self, predicate, *, timeout: float = 120) -> Any:
-        """Wait until ``predicate()`` is truthy (re-checked after every request)."""
-        return await wait_until(predicate, self._changed, timeout=timeout, describe=lambda: (
-            f"calls: {[(c.method, c.params) for c in self.calls[-10:]]}"))
+    def describe(self) -> str:
+        """The last calls, for a failed wait."""
+        return f"calls: {[(c.method, c.params) for c in self.calls[-10:]]}"
 
     # --- Web API ---------------------------------------------------------------------------
 
@@ -239,7 +229,7 @@ class FakeSlack:
                 if isinstance(params.get(key), str):
                     params[key] = json.loads(params[key])
         self.calls.append(Call(method, params))
-        self._changed.set()
+        self.changed()
         scripted = self.failures.get(method)
         if scripted:
             failure = scripted.pop(0)

@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.base import LoopbackServer
+
 
 @dataclass
 class Post:
@@ -28,8 +30,8 @@ class Post:
 
 
 @dataclass
-class WebhookReceiver:
-    """Start with ``await receiver.start()``; ``url`` is then set.
+class WebhookReceiver(LoopbackServer):
+    """Start with ``await receiver.start()``; ``url`` is then the hook's URL.
 
     Attributes:
         script: behaviours for the next requests, consumed in order; when empty, requests are
@@ -42,25 +44,14 @@ class WebhookReceiver:
     posts: list[Post] = field(default_factory=list)
     effective: Counter = field(default_factory=Counter)
     on_post: Any = None
-    url: str = ""
-    _runner: web.AppRunner | None = None
 
-    async def start(self) -> str:
-        """Listen on 127.0.0.1, port 0; return the hook URL."""
-        app = web.Application()
-        app.router.add_post("/hook", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/hook"
-        return self.url
+    def routes(self, router: web.UrlDispatcher) -> None:
+        """The hook."""
+        router.add_post("/hook", self._handle)
 
-    async def stop(self) -> None:
-        """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
+    async def started(self) -> None:
+        """``url`` is the hook's URL."""
+        self.url += "/hook"
 
     def ok_count(self, key: str) -> int:
         """How many times ``key`` was answered 2xx (or processed with the answer lost)."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.waiting import wait_until
+from tests.fakes.base import LoopbackServer
 
 BOT_USER = {"id": 999000, "is_bot": True, "first_name": "Solo", "username": "solo_test_bot"}
 _STRING_FIELDS = {"text", "callback_query_id", "secret_token", "url", "file_id", "action",
@@ -34,7 +34,7 @@ class Call:
 
 
 @dataclass
-class FakeTelegramServer:
+class FakeTelegramServer(LoopbackServer):
     """Start with ``await server.start()``; point the client at ``base_url`` / ``base_file_url``.
 
     Attributes:
@@ -47,34 +47,23 @@ class FakeTelegramServer:
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
-    url: str = ""
     _updates: list[dict[str, Any]] = field(default_factory=list)
     _update_ids: Any = field(default_factory=lambda: itertools.count(1000))
     _message_ids: Any = field(default_factory=lambda: itertools.count(1))
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)
     webhook: dict[str, Any] = field(default_factory=dict)
-    _runner: web.AppRunner | None = None
 
     # --- server -----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Listen on 127.0.0.1, port 0."""
-        app = web.Application()
-        app.router.add_route("*", "/bot{token}/{method}", self._api)
-        app.router.add_get("/file/bot{token}/{path:.*}", self._file)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    def routes(self, router: web.UrlDispatcher) -> None:
+        """The Bot API and its file endpoint."""
+        router.add_route("*", "/bot{token}/{method}", self._api)
+        router.add_get("/file/bot{token}/{path:.*}", self._file)
 
-    async def stop(self) -> None:
-        """Stop listening (wakes pending long polls)."""
+    async def stopping(self) -> None:
+        """Wake pending long polls."""
         self._new_update.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     @property
     def base_url(self) -> str:
@@ -157,10 +146,9 @@ class FakeTelegramServer:
         """Texts of messages sent to ``chat``, in order."""
         return [p["text"] for p in self.sent("sendMessage", chat_id=chat)]
 
-    async def wait_for(self, predicate, *, timeout: float = 120) -> Any:
-        """Wait until ``predicate()`` is truthy (re-checked after every request)."""
-        return await wait_until(predicate, self._changed, timeout=timeout, describe=lambda: (
-            f"calls: {[(c.method, c.params) for c in self.calls[-15:]]}"))
+    def describe(self) -> str:
+        """The last requests, for a failed wait."""
+        return f"calls: {[(c.method, c.params) for c in self.calls[-15:]]}"
 
     def card_buttons(self, message: dict[str, Any]) -> list[str]:
         """``callback_data`` of the inline keyboard of a sent message params."""
@@ -214,7 +202,7 @@ class FakeTelegramServer:
                 return self._ok(True)
             return await handler(params)
         finally:
-            self._changed.set()
+            self.changed()
 
     async def _m_getMe(self, params: dict) -> web.Response:
         return self._ok(BOT_USER)

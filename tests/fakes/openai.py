@@ -13,9 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.base import LoopbackServer
+
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """Start with ``await server.start()``; ``base_url`` then ends in ``/v1``."""
 
     script: list[Any] = field(default_factory=list)
@@ -24,24 +26,11 @@ class FakeOpenAI:
     processes that may ask the same question again after a crash."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     usage: tuple[int, int] = (1200, 150)
-    url: str = ""
-    _runner: web.AppRunner | None = None
 
-    async def start(self) -> None:
-        """Listen on 127.0.0.1, port 0."""
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._complete)
-        app.router.add_post("/v1/audio/transcriptions", self._transcribe)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def routes(self, router: web.UrlDispatcher) -> None:
+        """Chat completions and audio transcriptions."""
+        router.add_post("/v1/chat/completions", self._complete)
+        router.add_post("/v1/audio/transcriptions", self._transcribe)
 
     @property
     def base_url(self) -> str:
