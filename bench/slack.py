@@ -30,8 +30,8 @@ from bot.wiring import build_adapters
 from config import Settings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegramServer
-from tests.support.processes import idle_rss_mib
 from tests.fakes.webhooks import WebhookReceiver
+from tests.support.processes import idle_rss_mib
 
 
 def pct(samples: list[float], q: float) -> float:

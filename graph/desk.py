@@ -10,6 +10,7 @@ again with the new version. The desk never runs a plan: it returns the ids of pl
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,7 +103,7 @@ class ApprovalDesk:
             # Decided but not carried out (a crash in between): the old button finishes the job.
             plans.append(approval.plan_id)
         elif unknown_copy:
-            replies.append(await self.card_reply("card_update", approval))
+            replies.append(self.card_reply("card_update", approval))
         return plans, replies
 
     async def _verdict(self, approval: Approval, step: int | None,
@@ -137,7 +138,7 @@ class ApprovalDesk:
         if decided:
             return approval.plan_id, []
         refreshed = await self.storage.approvals.get(approval.id)
-        return "", [await self.card_reply("card_update", refreshed)]
+        return "", [self.card_reply("card_update", refreshed)]
 
     def _window(self, step: PlanStep) -> timedelta:
         return self.policy.undo_window(step.action)
@@ -223,7 +224,7 @@ class ApprovalDesk:
             approval = await self.storage.approvals.get(approval.id)
             return message(self.stale_text(approval))
         approval = await self.storage.approvals.get(approval.id)
-        return [approval.plan_id], [await self.card_reply("card_update", approval)]
+        return [approval.plan_id], [self.card_reply("card_update", approval)]
 
     async def _undo(self, approval: Approval, step: int | None,
                     inbound: Inbound) -> tuple[list[str], list[Reply]]:
@@ -297,7 +298,10 @@ class ApprovalDesk:
             outcome = f"Decided by {approval.decided_by} at {when}: {by_step}"
         held = [s["held_until"] for s in steps if s["held_until"]]
         if held:
-            return f"{outcome} — runs at {when_text(max(held), tz)} unless you press Undo"
+            until = max(held)
+            seconds = max(1, math.ceil((until - utcnow()).total_seconds()))
+            return (f"{outcome} — runs in {seconds} s (at "
+                    f"{until.astimezone(tz).strftime('%H:%M:%S')}) unless you press Undo")
         if approval.receipt_id:
             outcome += f" — receipt {approval.receipt_id}"
         elif approval.status == "approved" and approval.completed_at is not None and \
@@ -330,16 +334,17 @@ class ApprovalDesk:
                      for s in waiting]
         return rows
 
-    async def card_reply(self, kind: str, approval: Approval, *, channel: str | None = None,
-                         chat: str | None = None) -> Reply:
+    @staticmethod
+    def card_reply(kind: str, approval: Approval, *, channel: str | None = None,
+                   chat: str | None = None) -> Reply:
         """A ``card`` or ``card_update`` reply for ``approval``, to where it was asked unless
         ``channel`` and ``chat`` say otherwise."""
         return Reply(kind, channel or approval.channel, chat or approval.chat,
-                     card=await self.card_for(approval), card_refs=approval.card_refs)
+                     approval_id=approval.id)
 
     async def pending_cards(self) -> list[Reply]:
         """Cards for every pending approval, addressed to where each was asked."""
-        return [await self.card_reply("card", a) for a in await self.storage.approvals.pending()]
+        return [self.card_reply("card", a) for a in await self.storage.approvals.pending()]
 
     async def attach_card(self, approval_id: str, channel: str, ref: Any) -> None:
         """Remember where a card was posted, so its outcome can be shown there later."""
@@ -386,6 +391,6 @@ class ApprovalDesk:
                     f"Still waiting for your decision (asked "
                     f"{when_text(approval.created_at, tz)}); without one it expires "
                     f"{when_text(approval.expires_at, tz)} and nothing is sent.")))
-                replies.append(await self.card_reply("card", approval, channel=channel,
+                replies.append(self.card_reply("card", approval, channel=channel,
                                                      chat=chat))
         return replies

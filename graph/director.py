@@ -134,7 +134,7 @@ class Director:
                     await self.storage.jobs.put(id=f"release:{plan_id}", kind=RELEASE,
                                                 due_at=held, payload={"plan_id": plan_id},
                                                 missed_policy=RELEASE_POLICY)
-                    return [await self.desk.card_reply("card_update", approval)]
+                    return [self.desk.card_reply("card_update", approval)]
                 payload = Command(resume=approval.status)
             elif snapshot.next:
                 payload = None
@@ -145,7 +145,7 @@ class Director:
         if result.get("__interrupt__"):
             approval = await self.storage.approvals.get(
                 result["__interrupt__"][0].value["approval_id"])
-            replies = [await self.desk.card_reply("card", approval, channel=inbound.channel,
+            replies = [self.desk.card_reply("card", approval, channel=inbound.channel,
                                                   chat=inbound.chat)]
             return await self._finish(plan_id, "waiting", replies)
         items = result.get("replies", [])
@@ -178,7 +178,7 @@ class Director:
             return Reply("choice", inbound.channel, inbound.chat, text=item["text"],
                          choices=[(name, f"{plan_id}:{name}") for name in item["choices"]])
         approval = await self.storage.approvals.get(item["approval_id"])
-        return await self.desk.card_reply(item["kind"], approval)
+        return self.desk.card_reply(item["kind"], approval)
 
     async def release(self, job: Job, late: timedelta) -> list[Reply]:
         """The scheduler's handler for a plan whose undo window ended: carry it on (or wait
@@ -232,7 +232,7 @@ class Director:
                     replies.append(Reply("message", channel, chat, text=item["text"]))
                 else:
                     approval = await self.storage.approvals.get(item["approval_id"])
-                    replies.append(await self.desk.card_reply("card", approval,
+                    replies.append(self.desk.card_reply("card", approval,
                                                               channel=channel, chat=chat))
         return replies
 

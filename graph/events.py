@@ -80,13 +80,15 @@ class ApprovalCard:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """Something to show the operator.
+    """Something to show the operator: the one reply type, from the director to the adapters.
 
     Attributes:
-        kind: ``message`` (text), ``card`` (post an approval card), ``card_update`` (edit a posted
-            card to show its outcome), ``notice`` (a short answer to a button press; ephemeral
+        kind: ``message`` (text), ``card`` (post an approval card), ``card_update`` (show a
+            posted card's new state), ``notice`` (a short answer to a button press; ephemeral
             where the platform allows) or ``choice`` (a question with buttons).
         channel, chat: the destination.
+        approval_id: for cards: the approval, rendered when the card is shown (so it shows the
+            approval's state at that moment).
         choices: for ``choice``: ``(label, data)``; a press comes back as an inbound event with
             ``verb="choose"`` and ``approval_id=data``.
     """
@@ -95,17 +97,16 @@ class Reply:
     channel: str
     chat: str
     text: str = ""
-    card: ApprovalCard | None = None
-    card_refs: dict[str, list[Any]] = field(default_factory=dict)
+    approval_id: str | None = None
     delivery_id: int | None = None
     """Set when the reply is already queued in the ``deliveries`` table."""
     choices: list[tuple[str, str]] = field(default_factory=list)
 
     def delivery_payload(self) -> dict[str, Any]:
-        """What the delivery queue stores: the text, or the approval id of a card (rendered
-        when sent, so that it shows the approval's state at that moment)."""
+        """The reply's content as the delivery queue stores it and :func:`bot.dispatch.show`
+        reads it."""
         if self.kind in ("card", "card_update"):
-            return {"approval_id": self.card.approval_id}
+            return {"approval_id": self.approval_id}
         if self.kind == "choice":
             return {"text": self.text, "choices": [list(c) for c in self.choices]}
         return {"text": self.text}

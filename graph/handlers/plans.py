@@ -113,8 +113,8 @@ async def _list(deps: DirectorDeps, *, asking: str) -> str:
 async def _show(plan: Plan, deps: DirectorDeps) -> str:
     tz = deps.timezone
     inbound = Inbound.from_dict(plan.inbound)
-    lines = [f"Plan {plan.id[:8]} · {plan.status} · asked by {inbound.actor} on "
-             f"{inbound.channel} at {when_text(plan.created_at, tz)}",
+    lines = [f"Plan {plan.id[:8]} · {plan.status} · from {_origin(inbound)} by "
+             f"{inbound.actor} on {inbound.channel} at {when_text(plan.created_at, tz)}",
              f'Request: "{inbound.text[:300]}"']
     steps = await deps.storage.plans.steps(plan.id)
     if not steps:
@@ -145,6 +145,14 @@ async def _show(plan: Plan, deps: DirectorDeps) -> str:
     if plan.status in ("running", "waiting"):
         lines.append(f"/cancel {plan.id[:8]} cancels what has not run.")
     return "\n".join(lines)
+
+
+def _origin(inbound: Inbound) -> str:
+    if (inbound.attachment or {}).get("kind") == "voice":
+        return "a voice note"
+    if (inbound.attachment or {}).get("intent"):
+        return "a button"
+    return "a message"
 
 
 async def _cancel(plan: Plan, state: PlanState, deps: DirectorDeps) -> list[dict[str, Any]]:

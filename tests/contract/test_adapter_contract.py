@@ -415,7 +415,7 @@ async def test_undo_inside_the_window_sends_nothing(
     card = await send_card(driver, "take it back")
     await driver.press(card, "Approve")
     held = await driver.card("unless you press Undo")
-    assert list(held.buttons) == ["Undo"]
+    assert list(held.buttons) == ["Undo"] and "runs in 20 s" in held.text
     await driver.press(held, "Undo")
     await driver.sees("Undone: POST")
     clock.move_to(CLOCK_START + timedelta(seconds=60))

@@ -30,6 +30,7 @@ async def test_plans_lists_open_first_and_plan_shows_steps_and_receipts(
 
     note = (await chat.say(f"/plan {await plan_id_of(chat, '/note kept in the vault')}"))[0].text
     assert "\n1. " in note and "low risk · done · receipt r" in note
+    assert " · done · from a message by operator on memory at " in note
     waiting_id = await plan_id_of(chat, "/send crm waiting for a tap")
     shown = (await chat.say(f"/plan {waiting_id}"))[0].text
     assert "high risk · waiting" in shown and "Approval " in shown and ": pending" in shown
