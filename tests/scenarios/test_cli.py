@@ -163,3 +163,30 @@ async def test_the_data_directory_and_everything_in_it_are_private(tmp_path: Pat
     loose = {name: oct(mode) for name, mode in seen.items() if mode & 0o077}
     assert loose == {}
     assert seen["."] == 0o700
+
+
+async def test_repairing_plans_in_the_console(tmp_path: Path, receiver: WebhookReceiver) -> None:
+    """/plans, /plan, /retry, /cancel and /undo in `solo chat`, as the operator types them."""
+    config = str(write_config(tmp_path, receiver.url))
+    receiver.script = [400]  # the target refuses until its owner fixes it
+    first = await solo("--config", config, "chat", stdin="/send crm Invoice 7 is paid\na\n"
+                       "/send crm wait for me\n/note call the printer\n/plans\n")
+    assert first.returncode == 0, first.stderr
+    assert "HTTP 400" in first.stdout
+    listing = first.stdout.split("Plans (open first")[1].splitlines()
+    failed = next(line for line in listing if line.endswith("/send crm Invoice 7 is paid"))
+    waiting = next(line for line in listing if line.endswith("/send crm wait for me"))
+    failed_id, waiting_id = failed.split(" · ")[0], waiting.split(" · ")[0]
+    receipt = first.stdout.split("Done: note saved as")[1].split("receipt ")[1].split()[0]
+
+    second = await solo("--config", config, "chat", stdin=(
+        f"/plan {failed_id}\n/retry {failed_id}\n/cancel {waiting_id}\n/undo {receipt}\na\n"))
+    assert second.returncode == 0, second.stderr
+    out = second.stdout
+    assert "high risk · failed · webhook:crm: HTTP 400" in out and f"/retry {failed_id}" in out
+    assert 'Done: posted to "crm" (HTTP 200)' in out
+    assert receiver.deliveries_of("Invoice 7 is paid") == 1
+    assert len({p.key for p in receiver.posts}) == 1  # the retry went out under the same key
+    assert f"Cancelled plan {waiting_id}" in out and receiver.deliveries_of("wait for me") == 0
+    assert "Move a note to the trash" in out and "moved to the trash" in out
+    assert not list((tmp_path / "data" / "notes").glob("*.md"))

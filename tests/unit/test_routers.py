@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from graph.routers import route_after_gate, route_after_plan
+from graph.routers import route_after_approval, route_after_gate, route_after_plan
 
 STEP = {"action": {"kind": "note.create", "connector": "notes", "args": {"text": "x"}}}
 
@@ -26,3 +26,13 @@ def test_route_after_plan(state: dict, expected: str) -> None:
 ])
 def test_route_after_gate(state: dict, expected: str) -> None:
     assert route_after_gate(state) == expected
+
+
+@pytest.mark.parametrize(("state", "expected"), [
+    ({"decision": "approved"}, "execute_steps"),
+    ({"decision": "rejected"}, "execute_steps"),  # execute records what did not run
+    ({"decision": "expired"}, "execute_steps"),
+    ({"decision": "superseded"}, "gate_steps"),  # edited: the new version is gated again
+])
+def test_route_after_approval(state: dict, expected: str) -> None:
+    assert route_after_approval(state) == expected
