@@ -160,7 +160,8 @@ def build_llm_understander(settings: Settings, meter: BudgetMeter) -> LLMUnderst
     return LLMUnderstander(model=model, model_name=llm.model, meter=meter,
                            webhooks=[n.lower() for n in settings.connectors.webhooks],
                            zone=settings.operator.timezone,
-                           max_output_tokens=llm.max_output_tokens)
+                           max_output_tokens=llm.max_output_tokens,
+                           structured_output=llm.structured_output)
 
 
 def build_understander(settings: Settings, embeddings: Embeddings) -> Understander:

@@ -127,6 +127,10 @@ class LLMSettings(BaseModel):
     max_output_tokens: int = Field(default=600, gt=0)
     input_usd_per_million: float = Field(default=0.0, ge=0)
     output_usd_per_million: float = Field(default=0.0, ge=0)
+    structured_output: Literal["auto", "json_schema", "function_calling", "json_mode"] = "auto"
+    """How the model is asked for a plan: ``auto`` tries JSON schema, then function calling,
+    then JSON mode, and keeps the first the server accepts (llama.cpp's server, for one,
+    refuses JSON schema)."""
 
 
 class BudgetSettings(BaseModel):

@@ -21,6 +21,9 @@ class FakeOpenAI(LoopbackServer):
     """Start with ``await server.start()``; ``base_url`` then ends in ``/v1``."""
 
     script: list[Any] = field(default_factory=list)
+    methods: tuple[str, ...] = ("json_schema", "function_calling", "json_mode")
+    """Structured-output methods the server accepts; others get HTTP 400, the way llama.cpp's
+    server refuses a ``json_schema`` response format."""
     respond: Any = None
     """When set (and the script is empty), ``respond(request_body)`` gives the reply: for
     processes that may ask the same question again after a crash."""
@@ -55,9 +58,22 @@ class FakeOpenAI(LoopbackServer):
                                                 "compression_ratio": 1.0,
                                                 "no_speech_prob": 0.01}]})
 
+    @staticmethod
+    def method_of(body: dict) -> str:
+        """The structured-output method a chat request uses."""
+        if body.get("tools"):
+            return "function_calling"
+        kind = (body.get("response_format") or {}).get("type")
+        return {"json_schema": "json_schema", "json_object": "json_mode"}.get(kind, "text")
+
     async def _complete(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body)
+        method = self.method_of(body)
+        if method != "text" and method not in self.methods:
+            return web.json_response({"error": {
+                "message": f"{method} is not supported: Input should be 'text' or "
+                           "'json_object'", "type": "invalid_request_error"}}, status=400)
         if self.script:
             reply = self.script.pop(0)
         elif self.respond is not None:
@@ -72,12 +88,17 @@ class FakeOpenAI(LoopbackServer):
             return web.json_response({"error": {"message": "scripted failure",
                                                 "type": "server_error"}}, status=reply)
         content = reply if isinstance(reply, str) else json.dumps(reply)
+        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+        if method == "function_calling":
+            tool = body["tools"][0]["function"]["name"]
+            message = {"role": "assistant", "content": None, "tool_calls": [{
+                "id": f"call_{len(self.requests)}", "type": "function",
+                "function": {"name": tool, "arguments": content}}]}
         prompt, completion = self.usage
         return web.json_response({
             "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion",
             "created": int(time.time()), "model": body.get("model", "fake"),
             "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                         "message": {"role": "assistant", "content": content,
-                                     "refusal": None}}],
+                         "message": message}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                       "total_tokens": prompt + completion}})

@@ -69,7 +69,7 @@ async def test_a_multi_step_plan_asks_once_and_runs_every_step(
     assert sum("receipt r" in s.text for s in done if s.kind == "message") == 1
     events = await llm_chat.app.storage.audit.recent()
     call = next(e for e in events if e.model)
-    assert (call.model, call.prompt_version, call.decision) == ("openai:gpt-test", "plan-v2",
+    assert (call.model, call.prompt_version, call.decision) == ("openai:gpt-test", "plan-v3",
                                                                 "model.ok")
     assert call.cost_usd == pytest.approx((1200 * 1.0 + 150 * 4.0) / 1e6)
 
@@ -196,3 +196,48 @@ async def test_a_step_depending_on_a_later_step_is_refused(
     sent = await llm_chat.say("two notes in a strange order")
     assert "depends on a step that does not come before it" in sent[-1].text
     assert not [s for s in sent if s.kind == "card"]
+
+
+@pytest.mark.parametrize("accepted", [("json_schema", "function_calling", "json_mode"),
+                                      ("function_calling", "json_mode"), ("json_mode",)])
+async def test_auto_structured_output_finds_what_the_server_accepts_and_keeps_it(
+        tmp_path: Path, openai: FakeOpenAI, receiver: WebhookReceiver,
+        accepted: tuple[str, ...]) -> None:
+    """Like llama.cpp's server, which refuses a json_schema response format: the first method
+    the server accepts is used, and kept for the next message."""
+    openai.methods = accepted
+    app = await SoloApp.open(llm_settings(tmp_path, openai, receiver))
+    chat = InMemoryAdapter()
+    await app.add_adapter(chat, operators={"operator"})
+    try:
+        openai.script = [plan("send", {"action": "webhook.post", "webhook": "crm",
+                                       "text": "Invoice 9 is paid"})] * 2
+        for attempt in range(2):
+            sent = await chat.say(f"tell the crm invoice 9 is paid ({attempt})")
+            card = next(s.card for s in sent if s.kind == "card")
+            assert card.diffs[0]["title"] == 'POST to webhook "crm"'
+        used = [FakeOpenAI.method_of(r) for r in openai.requests]
+        refused = len(("json_schema", "function_calling", "json_mode")) - len(accepted)
+        assert used[refused:] == [accepted[0], accepted[0]]  # found once, then kept
+        assert len(used) == refused + 2
+        if accepted == ("json_mode",):
+            assert "Answer with one JSON object" in openai.prompt_text()
+    finally:
+        await app.aclose()
+
+
+async def test_the_model_is_told_now_and_relative_times_are_resolved_here(
+        clock, llm_chat: InMemoryAdapter, openai: FakeOpenAI) -> None:
+    """A small local model answered "tomorrow at 9" with a date in 2023: the prompt now gives
+    the current time and zone, the deterministic parser's reading of the message wins, and a
+    time in the past is refused instead of scheduled."""
+    openai.script = [plan("remind", text="call Alice", when="2023-04-01T08:00:00Z")]
+    reply = (await llm_chat.say("please remind me tomorrow at 9 to call Alice"))[0].text
+    assert "It is now 2026-11-23T10:00+00:00 (Monday)" in openai.prompt_text()
+    assert reply.startswith("Done: reminder rem") and "set for 2026-11-24 09:00 UTC" in reply
+
+    openai.script = [plan("remind", text="call Bob", when="2023-04-01T08:00:00Z")]
+    refused = (await llm_chat.say("ping me about Bob when the quarter closes"))[0].text
+    assert "has already passed" in refused
+    jobs = await llm_chat.app.storage.jobs.scheduled("reminder")
+    assert [j.payload["text"] for j in jobs] == ["call Alice"]
