@@ -9,7 +9,12 @@ from typing import Any, Protocol
 from graph.commands import BY_NAME
 
 INTENTS = ("note", "send", "remind", "remember", "recall", "forget", "summary", "status",
-           "approvals", "audit", "budget", "help", "smalltalk", "plans", "unknown")
+           "approvals", "audit", "budget", "help", "smalltalk", "plans", "email", "reply",
+           "inbox", "agenda", "event", "task", "playbook", "unknown")
+EFFECTFUL = frozenset({"note", "send", "remind", "remember", "forget", "email", "reply", "event",
+                       "task", "playbook", "plans"})
+"""Intents that may lead to an effect: a guess between these needs more confidence, and chat
+that is not a command must never become one of them."""
 
 _COMMAND = re.compile(r"^/(?P<name>[A-Za-z_]+)(?:@\S+)?(?:\s+(?P<rest>.*))?$", re.DOTALL)
 

@@ -17,6 +17,20 @@ SMALLTALK_ANSWER = ("Hi! I'm here. Tell me what to do, for example: \"note: call
                     "Acme?\" or /summary. /help lists everything.")
 
 
+_MAIL = ("{what} needs the email connector, which is not configured: add [connectors.email] "
+         "(imap_host, smtp_host, username, password, address) to the config.")
+_CALENDAR = ("{what} needs the calendar connector, which is not configured: add "
+             "[connectors.calendar] (url, username, password) to the config.")
+NOT_CONFIGURED = {
+    "email": _MAIL.format(what="Sending email"), "reply": _MAIL.format(what="Replying to mail"),
+    "inbox": _MAIL.format(what="Reading your inbox"),
+    "agenda": _CALENDAR.format(what="Your agenda"), "event": _CALENDAR.format(what="Booking"),
+    "task": _CALENDAR.format(what="Tasks"),
+    "playbook": "Playbooks are not set up yet: none is configured.",
+}
+"""What the understander recognises before the capability is there (or configured)."""
+
+
 async def answer_question(intent: Intent, deps: DirectorDeps) -> list[dict[str, Any]]:
     """The answer to a question that only reads state (or to a message not understood)."""
     storage, tz = deps.storage, deps.timezone
@@ -67,6 +81,8 @@ async def answer_question(intent: Intent, deps: DirectorDeps) -> list[dict[str, 
         if deps.meter is None:
             return [say("No model is configured: the offline understanding costs nothing.")]
         return [say(await deps.meter.report())]
+    if intent.name in NOT_CONFIGURED:
+        return [say(NOT_CONFIGURED[intent.name])]
     choices = intent.slots.get("choices")
     if choices:
         return [{"kind": "choice", "text": (

@@ -120,7 +120,8 @@ async def test_malformed_commands_get_clear_messages(chat: InMemoryAdapter) -> N
         "/send crm": "Usage: /send NAME TEXT",
         "/send nosuchhook hello": 'No webhook named "nosuchhook". Known webhooks: crm',
         "/frobnicate": "Unknown command /frobnicate. Try /help.",
-        "the usual thing": "say it with a command to be sure",
+        "the invoice for Acme tomorrow": "say it with a command to be sure",
+        "blorp zxq": "I did not understand that.",
         "hello there": "Hi! I'm here.",
         "/summary": "Summary for",
         "/remind": "When should I remind you?",
@@ -237,7 +238,7 @@ async def test_local_mode_says_that_drafting_needs_a_model(chat: InMemoryAdapter
 
 async def test_when_unsure_it_asks_with_two_buttons_and_a_tap_runs_the_choice(
         chat: InMemoryAdapter, settings: Settings) -> None:
-    (question,) = await chat.say("blorp zxq the bakery bread bag idea")
+    (question,) = await chat.say("the invoice for Acme tomorrow")
     assert question.kind == "choice" and len(question.choices) == 2
     assert "I'm not sure what you mean" in question.text
     # Whatever two intents were offered, a tap on "note" for the same message is a choice too.
@@ -247,3 +248,14 @@ async def test_when_unsure_it_asks_with_two_buttons_and_a_tap_runs_the_choice(
     assert await chat.press("choose", note) == []  # a double tap starts nothing new
     assert len(list((settings.storage.data_dir / "notes").glob("*.md"))) == 1
     assert await chat.press("choose", "pnosuchplan:note") == []
+
+
+async def test_capabilities_not_configured_say_so_and_do_nothing(chat: InMemoryAdapter) -> None:
+    for text, needed in [("email dana@helix.io that the drafts are ready", "[connectors.email]"),
+                         ("any new mail?", "[connectors.email]"),
+                         ("what's on my calendar tomorrow", "[connectors.calendar]"),
+                         ("book a call with Dana on friday at 3pm", "[connectors.calendar]"),
+                         ("run the friday update playbook", "Playbooks are not set up")]:
+        (reply,) = await chat.say(text)
+        assert needed in reply.text, (text, reply.text)
+    assert await chat.app.storage.outbox.count_by_status() == {}

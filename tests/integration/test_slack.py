@@ -225,7 +225,7 @@ def test_http_mode_needs_a_signing_secret(tmp_path: Path) -> None:
 
 
 async def test_unsure_questions_come_with_buttons(bot: Running, slack: FakeSlack) -> None:
-    await say(slack, bot, "blorp zxq")
+    await say(slack, bot, "the invoice for Acme tomorrow")
     (question,) = await slack.wait_for(lambda: [p for p in slack.sent() if p.get("blocks")])
     values = slack.button_values(question)
     assert len(values) == 2 and all(v.startswith("choose:p") for v in values)

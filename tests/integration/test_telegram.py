@@ -287,7 +287,7 @@ async def test_webhook_mode_checks_the_secret(tmp_path: Path, telegram: FakeTele
 
 async def test_unsure_questions_come_with_buttons(bot: TelegramAdapter,
                                                   telegram: FakeTelegramServer) -> None:
-    telegram.message("blorp zxq")
+    telegram.message("the invoice for Acme tomorrow")
     question = await reply_to(telegram, 0, contains="not sure")
     buttons = telegram.card_buttons(question)
     assert len(buttons) == 2 and all(b.startswith("choose:p") for b in buttons)

@@ -1,0 +1,1 @@
+"""Earlier understanders, kept only to be measured against."""

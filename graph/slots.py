@@ -1,0 +1,284 @@
+"""Reading the slots of a message once its intent is known (fixed names: ``text``, ``webhook``,
+``when``, ``query``, ``id``, ``to``, ``subject``, ``duration``).
+
+Deterministic: a request's opening (fillers, politeness, the command words, typos in them
+included) is stripped to find what the operator wants written, sent or scheduled; times are read
+in the operator's zone by :mod:`graph.timeparse`; ids, addresses and durations by their shape;
+webhook names by fuzzy match against those configured.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from graph.spelling import correct, distance
+from graph.timeparse import cut, parse_when
+
+FILLER = re.compile(
+    r"^(?:(?:um+|uh+|er+|hmm+|so(?: yeah)?|okay(?: so| um)?|ok|right(?: so)?|well|yeah|just|"
+    r"and|please|pls|hey|hi|hello|thanks|btw|by the way)\b[\s,.!]*)+", re.I)
+POLITE = re.compile(r"^(?:(?:can|could|would|will) (?:you|i)(?: please)?(?: mind)?|"
+                    r"would you mind|do you mind|mind|you can|you must|i want(?: that)? you|"
+                    r"i want to|i need to|i need|i want|please you|please to|please)\s+", re.I)
+ITEM_ID = re.compile(r"(?<![\w:])(f[0-9a-f]{7}|note:\S+\.md|audit:\d+|turn:\S+|summary:\S+)\b",
+                     re.I)
+PLAN_ID = re.compile(r"(?<![\w-])(p[0-9a-f]{6,20}|r[0-9a-f]{9})\b")
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+QUOTED = re.compile(r"[\"“](?P<q>[^\"”]+)[\"”]")
+DURATION = re.compile(
+    r"\b(?:for\s+)?(?:(?P<half>half an hour)|(?P<n>\d+(?:\.\d+)?|an?|one|two|three)\s*[- ]?"
+    r"(?P<unit>hours?|hrs?|h|minutes?|mins?|m)\b)", re.I)
+_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3}
+
+# Openings per intent, on the lower-cased, typo-corrected text (longest first).
+_OPENINGS: dict[str, list[str]] = {
+    "note": ["note to self", "quick note", "notes", "note down", "note please", "note",
+             "jot this down", "jot down", "write this down for me", "write this down",
+             "write down", "write in notes", "make a quick note", "make a note of",
+             "make a note", "make note for me", "make note", "add a note saying",
+             "add a note about", "add a note", "add to my notes", "put in my notes",
+             "put note", "put this in my notes", "create a note", "log this", "log it",
+             "log", "capture this idea", "save this thought", "save a note about",
+             "save a note", "keep a note", "record in my notes", "get a note saved",
+             "you note", "noting", "can i get a note saved"],
+    "remember": ["please remember", "remember for me", "remember this", "remember",
+                 "keep in mind", "bear in mind", "take note", "store this", "store",
+                 "for the record", "for future reference", "fact", "fyi", "just so you know",
+                 "good to know", "info for you", "heads-up", "heads up", "keep in your memory",
+                 "save in memory", "keep this information", "you must remember"],
+    "task": ["add a task", "add a to-do", "add to my todo list", "add to my tasks",
+             "add to the list", "new task", "task", "to-do", "todo", "create a task to",
+             "create a task", "make a task for", "make a to-do to", "put", "add",
+             "write task", "stick it on my to-do list"],
+}
+_SEPARATORS = re.compile(r"^(?:that|saying|:|-|,|about|the note that|a message that|"
+                         r"the update that|a note that)\s*", re.I)
+_TAILS = re.compile(r"[\s,]*(?:on my (?:to-?do )?list|to my tasks|to the tasks|in my notes|"
+                    r", (?:remember|keep|save|store|memorize|note) (?:that|it)(?: as a fact)?|"
+                    r", (?:add|put) (?:it|in list)(?: to my tasks)?)\s*[.!?]?$", re.I)
+
+
+def strip_opening(text: str) -> str:
+    """``text`` without fillers and politeness at its start ("um, can you …")."""
+    previous = None
+    while previous != text:
+        previous = text
+        text = POLITE.sub("", FILLER.sub("", text.strip()))
+    return text
+
+
+def _corrected_prefix(text: str, words: int = 3) -> str:
+    """The first ``words`` words with command-word typos corrected, the rest as is."""
+    parts = text.split(" ")
+    return " ".join([correct(w.lower()) for w in parts[:words]] + parts[words:])
+
+
+def after_opening(text: str, openings: Sequence[str]) -> str:
+    """What follows the request's opening: after a colon or "that" near the start, else after
+    the longest known opening."""
+    text = _corrected_prefix(strip_opening(text))
+    lowered = text.lower()
+    for opening in sorted(openings, key=len, reverse=True):
+        if lowered.startswith(opening) and (len(lowered) == len(opening)
+                                            or not lowered[len(opening)].isalnum()):
+            text = text[len(opening):].lstrip(" ,:-")
+            break
+    else:
+        colon = text.find(":")
+        if 0 < colon < 40:
+            text = text[colon + 1:]
+    text = _SEPARATORS.sub("", text.strip())
+    return _TAILS.sub("", text).strip(" ,.")
+
+
+class SlotReader:
+    """Reads slots per intent.
+
+    Args:
+        webhooks: configured webhook names (for ``send``).
+        now: the current time in the operator's zone.
+    """
+
+    def __init__(self, *, webhooks: Sequence[str], now: Callable[[], datetime]) -> None:
+        self.webhooks = sorted(webhooks, key=len, reverse=True)
+        self._now = now
+
+    def read(self, intent: str, text: str) -> dict[str, Any]:
+        """The slots of ``intent`` found in ``text``."""
+        reader = getattr(self, f"_{intent}", None)
+        return {k: v for k, v in (reader(text) if reader else {}).items() if v}
+
+    def webhook_in(self, text: str) -> str | None:
+        """The configured webhook ``text`` names (exactly, or with one typo)."""
+        words = re.findall(r"[\w-]+", text.lower())
+        for name in self.webhooks:
+            if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text.lower()):
+                return name
+        for name in self.webhooks:
+            if len(name) >= 3 and any(distance(w, name, 1) <= 1 for w in words
+                                      if len(w) >= 3 and w not in ("the", "tell", "send")):
+                return name
+        return None
+
+    def _note(self, text: str) -> dict[str, Any]:
+        quoted = QUOTED.search(text)
+        return {"text": quoted["q"] if quoted else after_opening(text, _OPENINGS["note"])}
+
+    def _remember(self, text: str) -> dict[str, Any]:
+        return {"text": after_opening(text, _OPENINGS["remember"])}
+
+    def _task(self, text: str) -> dict[str, Any]:
+        quoted = QUOTED.search(text)
+        if quoted:
+            return {"text": quoted["q"]}
+        body = strip_opening(text)
+        match = re.match(r"^(?:i need to )?(?P<t>.+?),? (?:add it to my tasks|put in list)$",
+                         body, re.I)
+        if match:
+            return {"text": match["t"]}
+        return {"text": after_opening(text, _OPENINGS["task"])}
+
+    def _remind(self, text: str) -> dict[str, Any]:
+        slots: dict[str, Any] = {}
+        body = _corrected_prefix(strip_opening(text))
+        when = parse_when(body, now=self._now())
+        rest = body
+        if when is not None:
+            slots["when"] = when.at.isoformat()
+            if when.repeat:
+                slots["repeat"] = when.repeat
+            rest = cut(body, when.spans)
+        rest = re.sub(r"^(?:please\s+)?(?:remind(?: to)? me|remind|set (?:a|me a) reminder|"
+                      r"create a reminder|add a reminder|put in a reminder|new reminder|"
+                      r"reminder|make reminder for me|make sure i remember|don'?t let me forget|"
+                      r"ping me|nudge me|poke me|alert me|give me a shout|i need reminder|"
+                      r"set a reminder)\b[\s,:]*", "", rest.strip(" ,."), flags=re.I)
+        rest = re.sub(r"^(?:for|in|on|at|this)\s+(?=\s|$)", "", rest.strip(), flags=re.I)
+        task = re.sub(r"^(?:about|to|for|that i must|that)\s+", "", rest.strip(" ,.:"),
+                      flags=re.I)
+        slots["text"] = task.strip(" ,.") or rest
+        return slots
+
+    def _send(self, text: str) -> dict[str, Any]:
+        slots: dict[str, Any] = {"webhook": self.webhook_in(text)}
+        quoted = QUOTED.search(text)
+        if quoted:
+            slots["text"] = quoted["q"]
+            return slots
+        body = strip_opening(text)
+        match = re.search(r"(?:\b(?:that|saying|the information|the update that|message that)"
+                          r"\b|:)\s*(?P<t>.+)$", body, re.I)
+        if match is None and slots["webhook"]:
+            # "tell the crm the Lumen project is done": what follows the target's name
+            match = re.search(rf"{re.escape(slots['webhook'])}(?:\s+(?:hook|webhook))?\s+"
+                              r"(?:with\s+)?(?P<t>.+)$", body, re.I)
+        if match:
+            slots["text"] = match["t"].strip()
+        return slots
+
+    def _recall(self, text: str) -> dict[str, Any]:
+        body = strip_opening(text).rstrip(" ?.!")
+        query = re.sub(
+            r"^(?:what do (?:i|we|you) (?:know|have) (?:about|on)|what have i got on|"
+            r"tell me (?:what you know about|all about)|what's in memory about|"
+            r"anything on file about|search (?:my )?(?:notes|memory) for|search for|"
+            r"find (?:me )?(?:the note about|anything about|information of)|look up|"
+            r"dig up|do (?:i|we) have anything on file about|did i (?:note|save|write down) "
+            r"anything about|is there a note about|have i saved|have we got|do we have|"
+            r"did i write down|did anyone mention|remind me what|refresh my memory on|"
+            r"what did i save about|recall the notes about|recall|give me what is in memory "
+            r"for|what is saying my notes about|show me notes where is written|i search|"
+            r"which is|what did|what was|what's|whats|what is|who is|who's|when is|where is|"
+            r"you know something about)\s+", "", body, flags=re.I)
+        query = re.sub(r"\s+(?:again|somewhere|are|is)$", "", query, flags=re.I)
+        return {"query": query.strip() or body}
+
+    def _forget(self, text: str) -> dict[str, Any]:
+        match = ITEM_ID.search(text)
+        return {"id": match[1]} if match else {}
+
+    def _plans(self, text: str) -> dict[str, Any]:
+        lowered = _corrected_prefix(text.lower(), words=6)
+        match = PLAN_ID.search(text)
+        command = "plans"
+        if re.search(r"\b(?:retry|again|rerun|redo|resend|repeat|another go)\b", lowered):
+            command = "retry"
+        elif re.search(r"\b(?:cancel|stop|abort|kill|drop|call off|don't run)\b", lowered):
+            command = "cancel"
+        elif re.search(r"\b(?:undo|take back|revert|roll back|reverse|do back)\b", lowered):
+            command = "undo"
+        elif match:
+            command = "plan"
+        return {"command": command, "id": match[1] if match else None}
+
+    def _email(self, text: str) -> dict[str, Any]:
+        address = EMAIL.search(text)
+        slots: dict[str, Any] = {"to": address[0] if address else None}
+        subject = re.search(r"\b(?:subject:?|titled|with the subject|with subject)\s+"
+                            r"(?:[\"“](?P<q>[^\"”]+)[\"”]|(?P<w>[\w-]+))", text, re.I)
+        if subject:
+            slots["subject"] = subject["q"] or subject["w"]
+        body = re.search(r"(?:\b(?:that|saying|body:|text:)|:)\s*(?P<t>.+)$",
+                         text[address.end():] if address else text, re.I)
+        if body:
+            slots["text"] = body["t"].strip()
+        elif not address:
+            about = re.search(r"\babout\s+(?P<t>.+)$", text, re.I)
+            slots["text"] = about["t"].strip() if about else None
+        return slots
+
+    def _reply(self, text: str) -> dict[str, Any]:
+        body = strip_opening(text)
+        ident = re.search(r"^(?:\w+\s+){0,4}?(?:to\s+|at\s+|on\s+|for\s+)?(?:the\s+)?"
+                          r"(?:mail|email|message|#)?\s*#?(?P<id>\d{1,6})\b", body, re.I)
+        slots: dict[str, Any] = {"id": ident["id"] if ident else None}
+        rest = body[ident.end():] if ident else body
+        said = re.search(r"(?:\b(?:saying|that|with)\b|:|-|,)\s*(?P<t>.+)$", rest, re.I)
+        if said:
+            slots["text"] = said["t"].strip()
+        elif ident:
+            slots["text"] = rest.strip(" ,:-")
+        return slots
+
+    def _event(self, text: str) -> dict[str, Any]:
+        body = _corrected_prefix(strip_opening(text))
+        slots: dict[str, Any] = {}
+        duration = DURATION.search(body)
+        if duration:
+            if duration["half"]:
+                minutes = 30
+            else:
+                amount = _NUMBERS.get(duration["n"].lower(), None) or float(duration["n"])
+                minutes = round(amount * (60 if duration["unit"][0].lower() == "h" else 1))
+            hours, rest_minutes = divmod(minutes, 60)
+            slots["duration"] = "PT" + (f"{hours}H" if hours else "") + \
+                (f"{rest_minutes}M" if rest_minutes else "")
+            body = body[:duration.start()] + body[duration.end():]
+        when = parse_when(body, now=self._now())
+        if when is not None:
+            slots["when"] = when.at.isoformat()
+            body = cut(body, when.spans)
+        slots["text"] = body.strip(" ,.?") or None
+        return slots
+
+    def _agenda(self, text: str) -> dict[str, Any]:
+        when = parse_when(text, now=self._now())
+        return {"when": when.at.isoformat()} if when else {}
+
+    def _playbook(self, text: str) -> dict[str, Any]:
+        body = _corrected_prefix(strip_opening(text).lower(), words=4).rstrip(" ?.!")
+        name = re.sub(r"^(?:run|start|kick off|trigger|execute|fire|pause|stop|resume|"
+                      r"turn|disable|unpause|switch off|show|details of|last run of|"
+                      r"how did|when does|when will|what does|which version of|make run of|"
+                      r"do again active|give details of)\s+(?:the\s+)?(?:playbook\s+)?", "",
+                      body)
+        name = re.sub(r"\s+(?:playbook|now|for now|back on|again|run next|run|go last time|"
+                      r"do|is live)\b.*$", "", name)
+        name = re.sub(r"^(?:the\s+)?(?:ledger of the\s+)?", "", name)
+        if name in ("", "my playbooks", "the playbooks", "playbooks") or (
+                " " in name and name.split()[0] in ("my", "what", "which", "list")):
+            return {}
+        return {"text": name}
