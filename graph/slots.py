@@ -36,6 +36,7 @@ _NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3}
 # Openings per intent, on the lower-cased, typo-corrected text (longest first).
 _OPENINGS: dict[str, list[str]] = {
     "note": ["note to self", "quick note", "notes", "note down", "note please", "note",
+             "just a note", "a note", "put a note in", "nte", "not",
              "jot this down", "jot down", "write this down for me", "write this down",
              "write down", "write in notes", "make a quick note", "make a note of",
              "make a note", "make note for me", "make note", "add a note saying",
@@ -47,18 +48,21 @@ _OPENINGS: dict[str, list[str]] = {
     "remember": ["please remember", "remember for me", "remember this", "remember",
                  "keep in mind", "bear in mind", "take note", "store this", "store",
                  "for the record", "for future reference", "fact", "fyi", "just so you know",
+                 "you know", "please you remember that", "remember please",
                  "good to know", "info for you", "heads-up", "heads up", "keep in your memory",
                  "save in memory", "keep this information", "you must remember"],
     "task": ["add a task", "add a to-do", "add to my todo list", "add to my tasks",
              "add to the list", "new task", "task", "to-do", "todo", "create a task to",
              "create a task", "make a task for", "make a to-do to", "put", "add",
-             "write task", "stick it on my to-do list"],
+             "write task", "stick it on my to-do list", "add in my tasks", "put in to-do",
+             "add a to-do for", "in my tasks", "i have to do"],
 }
 _SEPARATORS = re.compile(r"^(?:that|saying|:|-|,|about|the note that|a message that|"
                          r"the update that|a note that)\s*", re.I)
 _TAILS = re.compile(r"[\s,]*(?:on my (?:to-?do )?list|to my tasks|to the tasks|in my notes|"
-                    r", (?:remember|keep|save|store|memorize|note) (?:that|it)(?: as a fact)?|"
-                    r", (?:add|put) (?:it|in list)(?: to my tasks)?)\s*[.!?]?$", re.I)
+                    r", (?:remember|keep|save|store|memorize|note) (?:that|it|this)"
+                    r"(?: in mind)?(?: as a fact)?|, (?:add|put) (?:it|in list)"
+                    r"(?: to my tasks)?)\s*[.!?]?$", re.I)
 
 
 def strip_opening(text: str) -> str:
@@ -73,23 +77,23 @@ def strip_opening(text: str) -> str:
 def _corrected_prefix(text: str, words: int = 3) -> str:
     """The first ``words`` words with command-word typos corrected, the rest as is."""
     parts = text.split(" ")
-    return " ".join([correct(w.lower()) for w in parts[:words]] + parts[words:])
+    fixed = [correct(w.lower()) if correct(w.lower()) != w.lower() else w for w in parts[:words]]
+    return " ".join(fixed + parts[words:])
 
 
 def after_opening(text: str, openings: Sequence[str]) -> str:
     """What follows the request's opening: after a colon or "that" near the start, else after
     the longest known opening."""
     text = _corrected_prefix(strip_opening(text))
+    colon = text.find(":")
+    if 0 < colon and len(text[:colon].split()) <= 4:
+        return _TAILS.sub("", text[colon + 1:].strip()).strip(" ,.")
     lowered = text.lower()
     for opening in sorted(openings, key=len, reverse=True):
         if lowered.startswith(opening) and (len(lowered) == len(opening)
                                             or not lowered[len(opening)].isalnum()):
             text = text[len(opening):].lstrip(" ,:-")
             break
-    else:
-        colon = text.find(":")
-        if 0 < colon < 40:
-            text = text[colon + 1:]
     text = _SEPARATORS.sub("", text.strip())
     return _TAILS.sub("", text).strip(" ,.")
 
@@ -151,15 +155,19 @@ class SlotReader:
             if when.repeat:
                 slots["repeat"] = when.repeat
             rest = cut(body, when.spans)
-        rest = re.sub(r"^(?:please\s+)?(?:remind(?: to)? me|remind|set (?:a|me a) reminder|"
-                      r"create a reminder|add a reminder|put in a reminder|new reminder|"
-                      r"reminder|make reminder for me|make sure i remember|don'?t let me forget|"
-                      r"ping me|nudge me|poke me|alert me|give me a shout|i need reminder|"
-                      r"set a reminder)\b[\s,:]*", "", rest.strip(" ,."), flags=re.I)
-        rest = re.sub(r"^(?:for|in|on|at|this)\s+(?=\s|$)", "", rest.strip(), flags=re.I)
-        task = re.sub(r"^(?:about|to|for|that i must|that)\s+", "", rest.strip(" ,.:"),
-                      flags=re.I)
-        slots["text"] = task.strip(" ,.") or rest
+        lead = re.compile(r"^(?:please\s+)?(?:remind(?: to)? me|remind|set (?:a|me a) reminder|"
+                          r"create a reminder|add a reminder|put in a reminder|new reminder|"
+                          r"reminder|make reminder for me|make sure i remember|don'?t let me "
+                          r"forget|ping me|nudge me|poke me|alert me|give me a shout|"
+                          r"i need reminder|set a reminder)\b[\s,:]*", re.I)
+        connector = re.compile(r"^(?:for|in|on|at|this|every|each|daily|weekly|to|about|that i "
+                               r"must|that|for me|:)(?:\s+|$)|^[:,]\s*", re.I)
+        previous = None
+        rest = rest.strip(" ,.")
+        while previous != rest:
+            previous = rest
+            rest = connector.sub("", lead.sub("", rest)).strip(" ,.:")
+        slots["text"] = rest or body
         return slots
 
     def _send(self, text: str) -> dict[str, Any]:
@@ -174,13 +182,13 @@ class SlotReader:
         if match is None and slots["webhook"]:
             # "tell the crm the Lumen project is done": what follows the target's name
             match = re.search(rf"{re.escape(slots['webhook'])}(?:\s+(?:hook|webhook))?\s+"
-                              r"(?:with\s+)?(?P<t>.+)$", body, re.I)
+                              r"(?:with\s+|know\s+)?(?P<t>.+)$", body, re.I)
         if match:
             slots["text"] = match["t"].strip()
         return slots
 
     def _recall(self, text: str) -> dict[str, Any]:
-        body = strip_opening(text).rstrip(" ?.!")
+        body = _corrected_prefix(strip_opening(text)).rstrip(" ?.!")
         query = re.sub(
             r"^(?:what do (?:i|we|you) (?:know|have) (?:about|on)|what have i got on|"
             r"tell me (?:what you know about|all about)|what's in memory about|"

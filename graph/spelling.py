@@ -27,6 +27,7 @@ none node more some same sent rent find fine line lime time tome mile male sale 
 wall well will bill fill hill kill mall tall ball call fall boot book cook look took hook noon
 soon note host post cost most lost past paste taste waste last list mist must dust plan plant
 planet plane place slack black track stack snack sales notes votes mails nails tails fails hails
+whats thats lets gets sets
 """.split())
 """Real words one or two edits from a command word: left alone."""
 
@@ -64,12 +65,16 @@ def distance(word: str, target: str, limit: int) -> int:
 
 def correct(word: str) -> str:
     """``word`` (lower case), or the vocabulary word it is a typo of: one edit away for words
-    of four to six letters, two for longer ones. Common words that happen to be that close
-    to a command word ("that", "mail"...) are never changed."""
+    of four to six letters, two for longer ones starting with the same letter. Common words
+    that happen to be that close to a command word ("that", "mail"...) are never changed."""
     if len(word) < 4 or word in VOCABULARY or word in COMMON or not word.isalpha():
         return word
     limit = 1 if len(word) < 7 else 2
-    best = min(VOCABULARY, key=lambda target: (distance(word, target, limit), target))
+    # Two edits only between words that start alike ("sumarry", not "parking" → "working").
+    candidates = [t for t in VOCABULARY if limit == 1 or t[0] == word[0]]
+    if not candidates:
+        return word
+    best = min(candidates, key=lambda target: (distance(word, target, limit), target))
     return best if distance(word, best, limit) <= limit else word
 
 

@@ -24,8 +24,16 @@ _RELATIVE = re.compile(
     r"\bin\s+(?P<n>\d+(?:\.\d+)?|half an|an?|one|two|three|four|five|six|ten|fifteen|twenty|"
     r"thirty)\s+(?P<unit>minute|min|hour|day|week)s?\b", re.I)
 _DATE = re.compile(r"\b(?:on\s+)?(?P<iso>\d{4}-\d{2}-\d{2})\b", re.I)
-_DAY = re.compile(r"\b(?:(?P<every>every)\s+|(?:on\s+)?(?P<next>next\s+)?)(?P<day>today|"
-                  r"tonight|tomorrow|" + "|".join(WEEKDAYS) + r")\b", re.I)
+SHORT_DAYS = {"mon": "monday", "tue": "tuesday", "tues": "tuesday", "wed": "wednesday",
+              "thu": "thursday", "thur": "thursday", "thurs": "thursday", "fri": "friday",
+              "sat": "saturday", "sun": "sunday", "tmrw": "tomorrow", "tmr": "tomorrow",
+              "tomorow": "tomorrow", "tommorow": "tomorrow"}
+_DAY = re.compile(r"\b(?:(?P<every>every|each|weekly on)\s+|(?:on\s+)?(?P<next>next\s+)?)"
+                  r"(?P<day>today|tonight|tomorrow|" + "|".join(WEEKDAYS) + "|" +
+                  "|".join(sorted(SHORT_DAYS, key=len, reverse=True)) + r")\b", re.I)
+_DAILY = re.compile(r"\b(?:every ?day|each day|daily|every (?=morning|evening|afternoon))\b",
+                    re.I)
+_LATE_PART = re.compile(r"\b(?:evening|tonight|afternoon)\b", re.I)
 _CLOCK = re.compile(r"\b(?:at\s+)?(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ampm>am|pm|a\.m\.|p\.m\.)"
                     r"|\bat\s+(?P<h2>\d{1,2})(?::(?P<m2>\d{2}))?\b|\b(?P<h3>\d{1,2}):(?P<m3>\d{2})\b",
                     re.I)
@@ -67,7 +75,7 @@ def parse_when(text: str, *, now: datetime) -> When | None:
         spans.append(match.span())
     elif match := _DAY.search(text):
         spans.append(match.span())
-        word = match["day"].lower()
+        word = SHORT_DAYS.get(match["day"].lower(), match["day"].lower())
         if word in ("today", "tonight"):
             day = now.date()
         elif word == "tomorrow":
@@ -87,16 +95,22 @@ def parse_when(text: str, *, now: datetime) -> When | None:
             hour += 12
         elif ampm == "am" and hour == 12:
             hour = 0
+        elif not ampm and hour < 12 and _LATE_PART.search(text):
+            hour += 12  # "this evening at 8" is 20:00
         elif not ampm and match["h2"] and 1 <= hour <= 6:
             hour += 12  # "at 3" during the working day means 15:00
         if hour < 24 and minute < 60:
             clock = time(hour, minute)
             spans.append(match.span())
-    if clock is None and (match := _PART.search(text)):
-        clock = PARTS[match["part"].lower()]
+    if match := _PART.search(text):
+        if clock is None:
+            clock = PARTS[match["part"].lower()]
         spans.append(match.span())
         if day is None and match["part"].lower() == "tonight":
             day = now.date()
+    if repeat is None and (match := _DAILY.search(text)):
+        repeat = "daily"
+        spans.append(match.span())
     if day is None and clock is None:
         return _fallback(text, now)
     if day is None:
