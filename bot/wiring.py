@@ -82,7 +82,9 @@ async def build_director(settings: Settings, stack: AsyncExitStack, *,
         understander=build_llm_understander(settings, meter) or local,
         fallback=local, meter=meter if settings.llm.model else None,
         context_tokens=settings.memory.context_tokens, timezone=timezone, memory=memory,
-        notes_dir=notes_dir(settings), hear=hear)
+        notes_dir=notes_dir(settings), hear=hear,
+        local_first=settings.llm.local_confidence
+        if settings.llm.model and settings.llm.order == "local_first" else None)
     return Director(deps=deps, checkpointer=checkpointer)
 
 

@@ -127,6 +127,11 @@ class LLMSettings(BaseModel):
     max_output_tokens: int = Field(default=600, gt=0)
     input_usd_per_million: float = Field(default=0.0, ge=0)
     output_usd_per_million: float = Field(default=0.0, ge=0)
+    order: Literal["model_first", "local_first"] = "model_first"
+    """``local_first``: the offline classifier answers what it is sure of (at least
+    ``local_confidence``) and only the rest goes to the model: fewer tokens, no multi-step plans
+    for messages it is sure of. ``model_first``: every free-text message goes to the model."""
+    local_confidence: float = Field(default=0.9, ge=0, le=1)
     structured_output: Literal["auto", "json_schema", "function_calling", "json_mode"] = "auto"
     """How the model is asked for a plan: ``auto`` tries JSON schema, then function calling,
     then JSON mode, and keeps the first the server accepts (llama.cpp's server, for one,

@@ -77,6 +77,9 @@ class DirectorDeps:
     checkpointer: BaseCheckpointSaver | None = None
     """Read by ``/plan`` to show a plan's last checkpoint (set by the director)."""
     context_tokens: int = 800
+    local_first: float | None = None
+    """With a model: the offline understander's confidence at which its answer is taken without
+    asking the model (None: the model first, the offline understander as fallback)."""
 
 
 class PlanState(TypedDict, total=False):

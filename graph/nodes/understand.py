@@ -70,6 +70,13 @@ async def _understand_text(state: PlanState, deps: DirectorDeps,
             notices.append(say("(Drafting needs a model: set [llm] model. I used your words "
                                 "as they are.)"))
         return {"intent": intent.to_dict(), "replies": notices}
+    if deps.local_first is not None and deps.fallback is not None:
+        # Progressive refinement: the fast offline classifier answers what it is sure of; only
+        # what it is unsure of costs a (metered) model call.
+        local = await deps.fallback.understand(inbound.text)
+        if local.name != "unknown" and local.confidence >= deps.local_first and \
+                "choices" not in local.slots:
+            return {"intent": local.to_dict(), "replies": []}
     memory = await deps.memory.context(inbound.text, budget=deps.context_tokens) \
         if deps.memory else ""
     context = {"plan_id": state["plan_id"], "actor": inbound.actor, "channel": inbound.channel,

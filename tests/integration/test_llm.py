@@ -241,3 +241,21 @@ async def test_the_model_is_told_now_and_relative_times_are_resolved_here(
     assert "has already passed" in refused
     jobs = await llm_chat.app.storage.jobs.scheduled("reminder")
     assert [j.payload["text"] for j in jobs] == ["call Alice"]
+
+
+async def test_local_first_asks_the_model_only_when_unsure(
+        tmp_path: Path, openai: FakeOpenAI, receiver: WebhookReceiver) -> None:
+    settings = llm_settings(tmp_path, openai, receiver)
+    settings.llm.order = "local_first"
+    app = await SoloApp.open(settings)
+    chat = InMemoryAdapter()
+    await app.add_adapter(chat, operators={"operator"})
+    try:
+        sure = (await chat.say("remind me tomorrow at 9 to call Alice"))[0].text
+        assert sure.startswith("Done: reminder rem") and openai.requests == []
+        openai.script = [plan("summary")]
+        answer = (await chat.say("the invoice for Acme tomorrow"))[0].text
+        assert len(openai.requests) == 1 and answer.startswith("Summary for")
+        assert (await app.storage.audit.model_cost())[1] == 1  # metered like every call
+    finally:
+        await app.aclose()
