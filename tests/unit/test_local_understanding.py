@@ -108,6 +108,9 @@ async def test_unsure_means_asking_with_two_choices() -> None:
     result = await never_sure.understand("tell the crm that invoice 42 is paid")
     assert result.name == "unknown" and result.slots["choices"][0] == "send"
     assert len(result.slots["choices"]) == 2 and result.confidence < 1
+    for wordless in ("123 456", "f1a2b3c4", "42"):
+        said = await understander().understand(wordless)
+        assert said.name not in EFFECTFUL, (wordless, said)
     gibberish = await understander().understand("blorp zxq")
     assert gibberish.name in ("unknown", "smalltalk") and "choices" not in gibberish.slots
 
