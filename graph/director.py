@@ -111,6 +111,9 @@ class Director:
 
     async def _continue(self, plan_id: str) -> list[Reply]:
         config = {"configurable": {"thread_id": plan_id}}
+        # Replies a run already delivered (those before an approval interrupt): the thread's
+        # reply list accumulates, so a resumed run says only what is new.
+        said = 0
         inbound = self._fresh.pop(plan_id, None)
         if inbound is not None:  # just accepted: no checkpoint to look at yet
             payload: Any = {"plan_id": plan_id, "inbound": inbound.to_dict()}
@@ -120,6 +123,7 @@ class Director:
                 return []
             inbound = Inbound.from_dict(plan.inbound)
             snapshot = await self.graph.aget_state(config)
+            said = len(snapshot.values.get("replies", [])) if snapshot.values else 0
             if not snapshot.values:
                 payload = {"plan_id": plan_id, "inbound": plan.inbound}
             elif snapshot.interrupts:
@@ -142,13 +146,16 @@ class Director:
                 await self.storage.plans.finish(plan_id, status="done", deliveries=[])
                 return []
         result = await self.graph.ainvoke(payload, config, context=self.deps, durability="exit")
+        items = result.get("replies", [])[said:]
         if result.get("__interrupt__"):
             approval = await self.storage.approvals.get(
                 result["__interrupt__"][0].value["approval_id"])
-            replies = [self.desk.card_reply("card", approval, channel=inbound.channel,
-                                                  chat=inbound.chat)]
+            # What was said on the way to the card ("I heard: …") goes out with it.
+            replies = [await self._reply(inbound, item) for item in items
+                       if item["kind"] == "message"]
+            replies.append(self.desk.card_reply("card", approval, channel=inbound.channel,
+                                                chat=inbound.chat))
             return await self._finish(plan_id, "waiting", replies)
-        items = result.get("replies", [])
         replies = [await self._reply(inbound, item) for item in items
                    if item["kind"] != "continue"]
         replies = await self._finish(plan_id, "done", replies)

@@ -27,6 +27,9 @@ CHAT = ("smalltalk", "unknown")
 # command without its slash, and no classifier should overrule it.
 LABELLED = re.compile(r"^\s*(?P<label>note|notes|note to self|quick note|reminder|fact|task|"
                       r"todo|to-do|new task)\s*:\s*\S", re.I)
+STRICTER = {"remember": 0.6}
+"""A plain statement ("the printer in Kreuzberg is cheap") reads much like a fact to keep, and
+a kept fact runs at once: without a clear lead it asks first."""
 _WORDS = re.compile(r"[^\W\d_]{2,}")
 LABELS = {"note": "note", "notes": "note", "note to self": "note", "quick note": "note",
           "reminder": "remind", "fact": "remember", "task": "task", "todo": "task",
@@ -102,6 +105,7 @@ class LocalUnderstander:
             return Intent("unknown", {"text": text, "choices": [runner_up, second]},
                           round(confidence, 3))
         needed = self.effect_threshold if name in EFFECTFUL else self.threshold
+        needed = max(needed, STRICTER.get(name, 0.0))
         if name in EFFECTFUL and (not _WORDS.search(request) or len(request.split()) < 2):
             needed = 1.01  # "123 456", "x": too little said to act on; ask instead
         if confidence < needed:
