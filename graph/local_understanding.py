@@ -49,6 +49,7 @@ SMALLTALK = re.compile(
 GREETING_LEAD = re.compile(r"^\s*(?:hi|hello|hey|ok(?:ay)?|thanks|thank you|great|cool|"
                            r"good (?:morning|afternoon|evening))\b[\s,!.:;-]+(?=\S)", re.I)
 
+
 class LocalUnderstander:
     """See the module docstring.
 
