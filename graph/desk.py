@@ -124,7 +124,8 @@ class ApprovalDesk:
                 holds=holds if status == "approved" else None)
             return (approval.plan_id if won else None), []
         chosen = next((s for s in steps if s.position == step), None)
-        hold = now + self._window(chosen) if chosen and self._window(chosen) else None
+        window = self._window(chosen) if chosen else None
+        hold = now + window if window else None
         won, decided = await self.storage.approvals.decide_step(
             approval.id, position=step, status=status, actor=inbound.actor, now=now,
             hold_until=hold, audit={**audit, "dedup_key": f"{approval.id}:decision:{step}",

@@ -94,11 +94,11 @@ def _bucket(token: str, buckets: int) -> int:
     return zlib.crc32(token.encode()) % buckets
 
 
-def _hashed(texts: Sequence[str]) -> np.ndarray:
+def _hashed(canonical_texts: Sequence[str]) -> np.ndarray:
     """Character 3–5-grams and words + word pairs, hashed, each view L2-normalised."""
-    out = np.zeros((len(texts), CHAR_BUCKETS + WORD_BUCKETS), dtype=np.float32)
-    for row, text in enumerate(texts):
-        padded = f" {normalise(text)} "
+    out = np.zeros((len(canonical_texts), CHAR_BUCKETS + WORD_BUCKETS), dtype=np.float32)
+    for row, text in enumerate(canonical_texts):
+        padded = f" {text} "
         for n in (3, 4, 5):
             for i in range(len(padded) - n + 1):
                 out[row, _bucket(padded[i:i + n], CHAR_BUCKETS)] += 1.0
@@ -113,9 +113,10 @@ def _hashed(texts: Sequence[str]) -> np.ndarray:
 
 def features(texts: Sequence[str], embeddings: Embeddings) -> np.ndarray:
     """The feature matrix of ``texts``: embedding, character n-grams, words (plus a bias)."""
-    meaning = as_matrix(embeddings, [normalise(t) for t in texts])
+    canonical_texts = [normalise(t) for t in texts]
+    meaning = as_matrix(embeddings, canonical_texts)
     bias = np.ones((len(texts), 1), dtype=np.float32)
-    return np.hstack([meaning, _hashed(texts), bias]).astype(np.float32)
+    return np.hstack([meaning, _hashed(canonical_texts), bias]).astype(np.float32)
 
 
 @dataclass

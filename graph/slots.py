@@ -77,7 +77,10 @@ def strip_opening(text: str) -> str:
 def _corrected_prefix(text: str, words: int = 3) -> str:
     """The first ``words`` words with command-word typos corrected, the rest as is."""
     parts = text.split(" ")
-    fixed = [correct(w.lower()) if correct(w.lower()) != w.lower() else w for w in parts[:words]]
+    fixed = []
+    for word in parts[:words]:
+        corrected = correct(word.lower())
+        fixed.append(word if corrected == word.lower() else corrected)
     return " ".join(fixed + parts[words:])
 
 

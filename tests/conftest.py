@@ -17,6 +17,7 @@ import time_machine
 from bot.adapters.memory import InMemoryAdapter
 from bot.app import SoloApp
 from config import Settings
+from tests.fakes.openai import FakeOpenAI
 from tests.fakes.webhooks import WebhookReceiver
 
 POSTGRES_URL = os.environ.get("SOLO_TEST_POSTGRES_URL", "")
@@ -110,6 +111,15 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state.sqlite3'}"
     return await fresh_postgres_url(f"solo_test_{os.getpid()}_{abs(hash(request.node.nodeid))}")
+
+
+@pytest.fixture
+async def openai() -> AsyncIterator[FakeOpenAI]:
+    """A fake OpenAI-compatible model server on 127.0.0.1."""
+    server = FakeOpenAI()
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from graph.local_understanding import GREETING_LEAD, SMALLTALK
 from graph.timeparse import cut, parse_when
 from graph.understanding import Intent, parse_command
 from memory.embeddings import as_matrix
@@ -74,20 +75,6 @@ EXAMPLES: dict[str, list[str]] = {
              "what are the commands", "how does this work", "how do I add a reminder",
              "how do I approve something", "explain yourself"],
 }
-
-# The whole message is a greeting, thanks, an acknowledgement or a goodbye: answering it with a
-# guess between two commands would be wrong, so it is recognised before anything else.
-SMALLTALK = re.compile(
-    r"^\s*(?:(?:hi|hello|hey|hiya|yo|howdy|morning|evening|good (?:morning|afternoon|evening|"
-    r"night|day)|thanks?(?: you)?(?: (?:so|very) much| a lot)?|thx|ty|cheers|great|nice|cool|"
-    r"awesome|perfect|ok(?:ay)?|k|sure|yes|yep|no|nope|got it|sounds good|bye|goodbye|"
-    r"see (?:you|ya)(?: later)?|how are you(?: doing)?|how's it going|what's up|sup|lol|haha)"
-    r"(?:\s+(?:there|solo|again|man|mate|buddy|friend|then|thanks|thank you|so much|a lot))*"
-    r"[\s!.,?:)(😀🙂👍🙏]*)+$", re.I)
-
-# "hi, remind me…" / "thanks, note: …": the request after a greeting is what counts.
-GREETING_LEAD = re.compile(r"^\s*(?:hi|hello|hey|ok(?:ay)?|thanks|thank you|great|cool|"
-                           r"good (?:morning|afternoon|evening))\b[\s,!.:;-]+(?=\S)", re.I)
 
 CUES: list[tuple[str, re.Pattern[str]]] = [
     ("smalltalk", SMALLTALK),

@@ -243,14 +243,6 @@ WITH_STRANGERS = ["memory", "telegram", "slack"]  # whoever sits at the terminal
 
 
 @pytest.fixture
-async def openai() -> AsyncIterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def fakes() -> AsyncIterator[tuple[FakeTelegramServer, FakeSlack]]:
     telegram, slack = FakeTelegramServer(), FakeSlack()
     await telegram.start()

@@ -4,6 +4,7 @@ loop, with a change signal to wait on instead of sleeping."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,15 @@ from typing import Any
 from aiohttp import web
 
 from tests.support.waiting import wait_until
+
+
+@dataclass
+class Call:
+    """One API request as a fake server received it."""
+
+    method: str
+    params: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

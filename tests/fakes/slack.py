@@ -22,19 +22,10 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from tests.fakes.base import LoopbackServer
+from tests.fakes.base import Call, LoopbackServer
 
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
-
-
-@dataclass
-class Call:
-    """One Web API call as received."""
-
-    method: str
-    params: dict[str, Any]
-    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

@@ -17,20 +17,11 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.base import LoopbackServer
+from tests.fakes.base import Call, LoopbackServer
 
 BOT_USER = {"id": 999000, "is_bot": True, "first_name": "Solo", "username": "solo_test_bot"}
 _STRING_FIELDS = {"text", "callback_query_id", "secret_token", "url", "file_id", "action",
                   "parse_mode", "drop_pending_updates"}
-
-
-@dataclass
-class Call:
-    """One Bot API request as received."""
-
-    method: str
-    params: dict[str, Any]
-    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

@@ -15,14 +15,6 @@ from tests.fakes.openai import FakeOpenAI
 from tests.fakes.webhooks import WebhookReceiver
 
 
-@pytest.fixture
-async def openai() -> AsyncIterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 def llm_settings(tmp_path: Path, openai: FakeOpenAI, receiver: WebhookReceiver,
                  **budget: float) -> Settings:
     return Settings.model_validate({

@@ -27,7 +27,7 @@ import pytest
 
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.webhooks import WebhookReceiver
-from tests.scenarios.test_crash_recovery import SoloProcess
+from tests.scenarios.test_crash_recovery import KillOnPost, SoloProcess, recover, unsettled
 
 pytestmark = pytest.mark.crash
 
@@ -104,23 +104,9 @@ wait_max_seconds = 0.2
 wait_jitter_seconds = 0.01
 """)
     decisions: dict[str, list[str]] = {}
-    current: dict[str, SoloProcess] = {}
-    post_mode: dict[str, str | None] = {"mode": None}
-
-    async def on_post(key: str | None, body: dict) -> None:
-        solo, mode = current.get("solo"), post_mode["mode"]
-        if solo is None or mode is None:
-            return
-        post_mode["mode"] = None
-        if mode == "on_post":
-            solo.kill()
-        else:
-            asyncio.get_running_loop().call_later(rng.uniform(0, 0.02), solo.kill)
-
-    receiver.on_post = on_post
+    killer = receiver.on_post = KillOnPost(rng)
     for trial in range(trials):
-        solo = await SoloProcess.start(config)
-        current["solo"] = solo
+        solo = killer.solo = await SoloProcess.start(config)
         try:
             await answer_pending(solo, decisions)
             name = f"trial {trial}"
@@ -136,7 +122,7 @@ wait_jitter_seconds = 0.01
             card = CARD.match(solo.lines[await solo.wait_for("┌─ Approval", start=start)])["id"]
             posting = mode in ("on_post", "after_post") and chosen[2] == "approve"
             if posting:
-                post_mode["mode"] = mode
+                killer.mode = mode
             presses = [f"{d[0]} {card} {n}" for n, d in enumerate(chosen, 1)]
             if len(set(chosen)) == 1 and rng.random() < 0.5:
                 presses = [f"{chosen[0][0]} {card}"]  # the whole card at once
@@ -157,14 +143,10 @@ wait_jitter_seconds = 0.01
             else:
                 await solo.sync()
         finally:
-            post_mode["mode"] = None
+            killer.mode = None
             await solo.wait_dead()
 
-    final = await SoloProcess.start(config)
-    await answer_pending(final, decisions)
-    final.proc.stdin.close()
-    assert await asyncio.wait_for(final.proc.wait(), 60) == 0, "\n".join(final.lines[-20:])
-    await final._reader
+    await recover(config, lambda solo: answer_pending(solo, decisions))
 
     notes = [p.read_text() for p in (data / "notes").glob("*.md")] \
         if (data / "notes").is_dir() else []
@@ -183,12 +165,7 @@ wait_jitter_seconds = 0.01
         counts["steps_halted"] += 3 - sum(expected)
     for key in {p.key for p in receiver.posts}:
         assert receiver.ok_count(key) <= 1, (key, seed)
-    with sqlite3.connect(data / "solo.sqlite3") as db:
-        assert db.execute("SELECT count(*) FROM plans WHERE status != 'done'").fetchone()[0] == 0
-        assert db.execute("SELECT count(*) FROM outbox WHERE status = 'in_flight'"
-                          ).fetchone()[0] == 0
-        assert db.execute("SELECT count(*) FROM plan_steps WHERE status IN ('proposed', "
-                          "'waiting', 'approved', 'running')").fetchone()[0] == 0
+    assert unsettled(data / "solo.sqlite3") == (0, 0, 0)
     print(f"trials={trials} {counts} posts={len(receiver.posts)}")
     assert counts["steps_run"] > 0 and counts["steps_halted"] > 0
 

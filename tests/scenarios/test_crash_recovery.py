@@ -19,6 +19,7 @@ import re
 import signal
 import sqlite3
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,49 @@ class SoloProcess:
         await self._reader
 
 
+class KillOnPost:
+    """A webhook receiver hook that kills the running ``solo`` when the next POST arrives
+    (``on_post``: the target got it, the process never hears back) or just after it was
+    answered (``after_post``). Armed for one POST at a time."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.solo: SoloProcess | None = None
+        self.mode: str | None = None
+
+    async def __call__(self, key: str | None, body: dict) -> None:
+        solo, mode = self.solo, self.mode
+        if solo is None or mode is None:
+            return
+        self.mode = None
+        if mode == "on_post":
+            solo.kill()
+        else:
+            asyncio.get_running_loop().call_later(self.rng.uniform(0, 0.02), solo.kill)
+
+
+async def recover(config: Path, answer: Callable[[SoloProcess], Awaitable[None]]
+                  ) -> SoloProcess:
+    """A last process that finishes what the last crash left (``answer`` presses the cards it
+    shows) and exits cleanly at the end of its input."""
+    final = await SoloProcess.start(config)
+    await answer(final)
+    final.proc.stdin.close()
+    assert await asyncio.wait_for(final.proc.wait(), 60) == 0, "\n".join(final.lines[-20:])
+    await final._reader
+    return final
+
+
+def unsettled(database: Path) -> tuple[int, int, int]:
+    """Plans not done, outbox rows in flight, steps neither finished nor halted."""
+    with sqlite3.connect(database) as db:
+        return tuple(db.execute(query).fetchone()[0] for query in (
+            "SELECT count(*) FROM plans WHERE status != 'done'",
+            "SELECT count(*) FROM outbox WHERE status = 'in_flight'",
+            "SELECT count(*) FROM plan_steps WHERE status IN "
+            "('proposed', 'waiting', 'approved', 'running')"))
+
+
 def pending_cards(lines: list[str]) -> dict[str, str]:
     """approval id → trial text, for every card printed with buttons."""
     found = {}
@@ -136,24 +180,10 @@ wait_max_seconds = 0.2
 wait_jitter_seconds = 0.01
 """)
     decisions: dict[str, str] = {}  # trial text -> approve | reject
-    current: dict[str, SoloProcess] = {}
-    post_mode: dict[str, str | None] = {"mode": None}
-
-    async def on_post(key: str | None, body: dict) -> None:
-        solo, mode = current.get("solo"), post_mode["mode"]
-        if solo is None or mode is None:
-            return
-        post_mode["mode"] = None
-        if mode == "on_post":
-            solo.kill()
-        else:
-            asyncio.get_running_loop().call_later(rng.uniform(0, 0.02), solo.kill)
-
-    receiver.on_post = on_post
+    killer = receiver.on_post = KillOnPost(rng)
     modes_used: dict[str, int] = dict.fromkeys(MODES, 0)
     for trial in range(trials):
-        solo = await SoloProcess.start(config)
-        current["solo"] = solo
+        solo = killer.solo = await SoloProcess.start(config)
         try:
             await answer_pending(solo, decisions)
             text = f"trial {trial} {rng.choice(['alpha', 'bravo', 'charlie', 'delta'])}"
@@ -171,7 +201,7 @@ wait_jitter_seconds = 0.01
                 approval_id = CARD.match(solo.lines[card_line])["id"]
                 killed_by_receiver = mode in ("on_post", "after_post") and decision == "approve"
                 if killed_by_receiver:
-                    post_mode["mode"] = mode
+                    killer.mode = mode
                 await solo.write(f"{decision[0]} {approval_id}")
                 if mode == "after_decision":
                     await asyncio.sleep(rng.uniform(0, 0.12))
@@ -181,24 +211,15 @@ wait_jitter_seconds = 0.01
                 else:
                     await solo.sync()
         finally:
-            post_mode["mode"] = None
+            killer.mode = None
             await solo.wait_dead()
 
-    final = await SoloProcess.start(config)
-    await answer_pending(final, decisions)
-    final.proc.stdin.close()
-    assert await asyncio.wait_for(final.proc.wait(), 60) == 0, "\n".join(final.lines[-20:])
-    await final._reader
+    final = await recover(config, lambda solo: answer_pending(solo, decisions))
 
     with sqlite3.connect(data / "solo.sqlite3") as db:
         statuses = dict(db.execute(
             "SELECT json_extract(inbound, '$.text'), a.status FROM approvals a "
             "JOIN plans p ON p.id = a.plan_id").fetchall())
-        unfinished = db.execute("SELECT count(*) FROM plans WHERE status != 'done'").fetchone()[0]
-        in_flight = db.execute("SELECT count(*) FROM outbox WHERE status = 'in_flight'"
-                               ).fetchone()[0]
-        unsettled = db.execute("SELECT count(*) FROM plan_steps WHERE status IN "
-                               "('proposed', 'waiting', 'approved', 'running')").fetchone()[0]
     approved = rejected = never_recorded = 0
     for text, decision in decisions.items():
         status = statuses.get(f"/send crm {text}")
@@ -216,7 +237,7 @@ wait_jitter_seconds = 0.01
             assert delivered == 0, text
     for key in {p.key for p in receiver.posts}:
         assert receiver.ok_count(key) <= 1, key
-    assert (unfinished, in_flight, unsettled) == (0, 0, 0)
+    assert unsettled(data / "solo.sqlite3") == (0, 0, 0)
     assert not pending_cards(final.lines) or all(
         decisions[t] for t in pending_cards(final.lines).values())
     print(f"approved={approved} rejected={rejected} never_recorded={never_recorded} "
