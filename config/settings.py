@@ -108,11 +108,53 @@ class RetrySettings(BaseModel):
     wait_jitter_seconds: float = 0.5
 
 
+TriageClass = Literal["needs_reply", "fyi", "ignore"]
+
+
+class EmailSettings(BaseModel):
+    """One mailbox over IMAP (reading, the Sent folder) and SMTP (sending); empty ``imap_host``
+    means no email connector."""
+
+    imap_host: str = ""
+    imap_port: int = 993
+    smtp_host: str = ""
+    smtp_port: int = 465
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    username: str = ""
+    password: SecretStr | None = None
+    address: str = ""
+    sent_folder: str = "Sent"
+    poll_seconds: int = Field(default=300, ge=10)
+    triage: dict[str, TriageClass] = Field(default_factory=dict)
+    """Operator's rules before any classifier: sender pattern (``*@bank.example``,
+    ``news@shop.example``) → ``needs_reply`` | ``fyi`` | ``ignore``."""
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @property
+    def configured(self) -> bool:
+        """Whether the connector should be built."""
+        return bool(self.imap_host and self.smtp_host and self.address)
+
+
+class CalendarSettings(BaseModel):
+    """A CalDAV calendar (events and tasks); empty ``url`` means no calendar connector."""
+
+    url: str = ""
+    """The account's CalDAV home, e.g. ``https://dav.example/alice/``."""
+    username: str = ""
+    password: SecretStr | None = None
+    calendar: str = "personal"
+    """The collection under ``url`` that events and tasks go to."""
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
 class ConnectorsSettings(BaseModel):
     """External systems the director acts on."""
 
     notes: NotesSettings = Field(default_factory=NotesSettings)
     webhooks: dict[str, WebhookSettings] = Field(default_factory=dict)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
 
 

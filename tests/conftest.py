@@ -19,9 +19,11 @@ from bot.app import SoloApp
 from config import Settings
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.webhooks import WebhookReceiver
+from tests.support.mailrig import MailRig
 
 POSTGRES_URL = os.environ.get("SOLO_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("SOLO_REQUIRE_POSTGRES") == "1"
+REQUIRE_MAIL = os.environ.get("SOLO_REQUIRE_MAIL") == "1"
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -120,6 +122,34 @@ async def openai() -> AsyncIterator[FakeOpenAI]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[MailRig]:
+    """Radicale, and real Dovecot (IMAP + LMTP) with an SMTP server delivering into it where
+    Dovecot is installed, for the whole session; tests take fresh users (``add_user``)."""
+    rig = MailRig().start()
+    yield rig
+    rig.stop()
+
+
+@pytest.fixture
+def caldav_rig(servers: MailRig) -> MailRig:
+    """The rig, for tests that need only the calendar server."""
+    return servers
+
+
+@pytest.fixture
+def mail_rig(servers: MailRig) -> MailRig:
+    """The rig with its mail servers running: skipped (saying why) where Dovecot is not
+    installed, failing instead where ``SOLO_REQUIRE_MAIL=1`` (CI)."""
+    if not servers.mail:
+        message = ("Dovecot is not installed (apt-get install dovecot-imapd dovecot-lmtpd; "
+                   ".ci/run does it): mail tests cannot run")
+        if REQUIRE_MAIL:
+            pytest.fail(message)
+        pytest.skip(message)
+    return servers
 
 
 @pytest.fixture
