@@ -11,11 +11,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, time, timedelta
+from time import monotonic as time_monotonic
 from zoneinfo import ZoneInfo
 
 from config import Settings
+from connectors.email import EmailConnector
 from graph.director import RELEASE, Director
 from graph.events import Reply
+from graph.mail_inbox import MailInbox
 from graph.scheduler import SUMMARY, Defer, Scheduler, in_quiet_hours, next_occurrence
 from memory.models import Job, utcnow
 
@@ -44,6 +47,12 @@ class JobsLoop:
         self._operators = operators
         self.scheduler = Scheduler(storage=director.storage, timezone=self.timezone)
         self.scheduler.register(RELEASE, director.release)
+        email = director.deps.connectors.get("email")
+        mail = settings.connectors.email
+        self.mail = MailInbox(storage=director.storage, email=email, memory=director.deps.memory,
+                              rules=mail.triage, poll_seconds=mail.poll_seconds) \
+            if isinstance(email, EmailConnector) else None
+        self._next_poll = 0.0
 
     def summary_targets(self) -> list[tuple[str, str]]:
         """Where the daily summary goes: each operator on each running channel."""
@@ -105,10 +114,20 @@ class JobsLoop:
                 await self._deliver(await self.scheduler.tick())
                 if ticks % escalate_every == 0:
                     await self.escalate()
+                await self.poll_mail()
             except Exception:
                 log.exception("scheduler tick failed; trying again")
             ticks += 1
             await asyncio.sleep(every)
+
+    async def poll_mail(self, *, now: float | None = None) -> None:
+        """Read new mail when ``poll_seconds`` have passed (at once after a start: the cursor
+        is durable, so downtime only delays mail) and the backoff after a failure allows."""
+        now = time_monotonic() if now is None else now
+        if self.mail is None or now < self._next_poll or not await self.mail.due():
+            return
+        self._next_poll = now + self.settings.connectors.email.poll_seconds
+        await self._deliver(await self.mail.poll(self.summary_targets()))
 
     async def housekeeping(self) -> None:
         """Prune old checkpoints, index what happened into memory, compact old turns."""

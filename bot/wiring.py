@@ -16,11 +16,15 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from langchain_core.embeddings import Embeddings
+from pydantic import SecretStr
 
 from bot.adapters.base import ChatAdapter
 from bot.voice import CloudTranscriber, Transcriber, WhisperTranscriber
 from config import Settings
 from connectors.base import Connector
+from connectors.calendar import CalendarConnector
+from connectors.email import EmailConnector
+from connectors.mailbox import MailAccount
 from connectors.notes import NotesVaultConnector
 from connectors.retry import RetryPolicy
 from connectors.webhooks import WebhookConnector
@@ -104,7 +108,25 @@ def build_connectors(settings: Settings,
                                      timeout=hook.timeout_seconds)
         connectors[connector.name] = connector
         webhooks[name.lower()] = connector.name
+    mail = settings.connectors.email
+    if mail.configured:
+        connectors["email"] = EmailConnector(account=MailAccount(
+            imap_host=mail.imap_host, imap_port=mail.imap_port, smtp_host=mail.smtp_host,
+            smtp_port=mail.smtp_port, security=mail.security, username=mail.username,
+            password=secret_value(mail.password), address=mail.address,
+            sent_folder=mail.sent_folder, timeout=mail.timeout_seconds), retry=retry)
+    calendar = settings.connectors.calendar
+    if calendar.url:
+        connectors["calendar"] = CalendarConnector(
+            url=calendar.url, calendar=calendar.calendar, username=calendar.username,
+            password=secret_value(calendar.password), client=client, retry=retry,
+            timezone=ZoneInfo(settings.operator.timezone), timeout=calendar.timeout_seconds)
     return connectors, webhooks
+
+
+def secret_value(value: SecretStr | None) -> str:
+    """A secret setting's value ('' when unset)."""
+    return value.get_secret_value() if value is not None else ""
 
 
 def notes_dir(settings: Settings) -> Path:

@@ -17,7 +17,7 @@ import hashlib
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
@@ -287,6 +287,11 @@ class CalendarConnector(Connector):
                                              end=finish,
                                              all_day=not isinstance(first, datetime)))
         return sorted(entries, key=lambda e: e.start or datetime.min.replace(tzinfo=UTC))
+
+    async def day(self, moment: datetime) -> list[CalendarEntry]:
+        """The events of the day ``moment`` falls on, in the operator's zone."""
+        start = datetime.combine(moment.astimezone(self.timezone).date(), time(0), self.timezone)
+        return await self.events_between(start, start + timedelta(days=1))
 
     async def open_tasks(self) -> list[CalendarEntry]:
         """Tasks not completed or cancelled, by due date then title."""

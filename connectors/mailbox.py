@@ -223,15 +223,13 @@ class Mailbox:
                               for uid in uids if uid in fetched]
         return await self._run(work)
 
-    async def search_from(self, sender: str, *, limit: int = 5) -> list[FetchedMail]:
-        """The latest messages in INBOX from ``sender`` (address or name), newest first."""
-        def work(client: IMAPClient) -> list[FetchedMail]:
-            info = client.select_folder("INBOX", readonly=True)
-            uids = sorted(client.search(["FROM", sender]))[-limit:]
-            fetched = client.fetch(uids, ["BODY.PEEK[]"]) if uids else {}
-            validity = int(info[b"UIDVALIDITY"])
-            return [parse_mail(fetched[u][b"BODY[]"], uidvalidity=validity, uid=u)
-                    for u in reversed(uids) if u in fetched]
+    async def newest_uids(self, count: int, folder: str = "INBOX") -> tuple[int, int]:
+        """The folder's UIDVALIDITY and the lowest UID among its ``count`` newest messages
+        (0 when it is empty): where a first read starts."""
+        def work(client: IMAPClient) -> tuple[int, int]:
+            info = client.select_folder(folder, readonly=True)
+            uids = sorted(client.search(["ALL"]))[-count:]
+            return int(info[b"UIDVALIDITY"]), uids[0] if uids else 0
         return await self._run(work)
 
 

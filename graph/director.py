@@ -88,11 +88,17 @@ class Director:
 
     async def accept_choice(self, inbound: Inbound) -> str | None:
         """A tap on one of the intents offered when unsure: a new plan for the original message
-        with that intent. None for a repeated tap or a choice that no longer exists.
+        with that intent; or on a button that stands for a command (``run:/reply 12``): a new
+        plan for that command. None for a repeated tap or a choice that no longer exists.
 
         The new plan's event id is the choice itself, so a double tap (two platform events)
         still starts one plan."""
-        plan_id, _, chosen = (inbound.approval_id or "").partition(":")
+        data = inbound.approval_id or ""
+        if data.startswith("run:"):  # a button that stands for a command ("Draft reply")
+            return await self.accept(replace(inbound, event_id=f"choice:{data}",
+                                             text=data.removeprefix("run:"), verb=None,
+                                             approval_id=None))
+        plan_id, _, chosen = data.partition(":")
         plan = await self.storage.plans.get(plan_id)
         if plan is None or chosen not in INTENTS:
             return None
@@ -180,6 +186,9 @@ class Director:
     async def _reply(self, inbound: Inbound, item: dict[str, Any]) -> Reply:
         if item["kind"] == "message":
             return Reply("message", inbound.channel, inbound.chat, text=item["text"])
+        if item["kind"] == "choice" and "run" in item:
+            return Reply("choice", inbound.channel, inbound.chat, text=item["text"],
+                         choices=[(label, f"run:{command}") for label, command in item["run"]])
         if item["kind"] == "choice":
             plan_id = plan_id_for(inbound.channel, inbound.event_id)
             return Reply("choice", inbound.channel, inbound.chat, text=item["text"],

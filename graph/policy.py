@@ -10,7 +10,9 @@ from connectors.base import Action
 
 RISKS = ("low", "medium", "high")
 BUILTIN_RISK = {"note.create": "low", "memory.remember": "low", "memory.forget": "low",
-                "reminder.create": "low", "reminder.cancel": "low"}
+                "reminder.create": "low", "reminder.cancel": "low", "task.create": "low",
+                "task.done": "low", "calendar.create": "medium", "calendar.move": "medium",
+                "calendar.cancel": "medium", "email.send": "high"}
 """Tiers that hold unless config says otherwise (what the operator asked of Solo OS itself, and
 notes); anything unlisted is ``default_risk``."""
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from connectors.base import ConnectorError
+from connectors.calendar import CalendarConnector
 from graph.scheduler import REMINDER
 from graph.state import DirectorDeps, say
+from graph.timefmt import event_line
 from memory.models import utcnow
 
 
@@ -45,8 +48,38 @@ async def daily_summary(deps: DirectorDeps, *,
     lines.append(f"Reminders today ({len(reminders)}): " + "; ".join(
         f"{j.due_at.astimezone(tz):%H:%M} {j.payload['text']}" for j in reminders)
         if reminders else "Reminders today: none.")
+    lines += await _calendar_and_mail(deps, now, yesterday)
     if late or skipped:
         lines.append(f"After downtime: {len(late)} job(s) ran late, {len(skipped)} "
                      "skipped.")
     return [say("\n".join(lines))] + [{"kind": "card", "approval_id": a.id}
                                        for a in pending]
+
+
+async def _calendar_and_mail(deps: DirectorDeps, now: datetime,
+                             since: datetime) -> list[str]:
+    """Today's events and the mail waiting for a reply, where those connectors exist."""
+    lines = []
+    calendar = deps.connectors.get("calendar")
+    if isinstance(calendar, CalendarConnector):
+        try:
+            events = await calendar.day(now)
+            lines.append("Today: " + "; ".join(event_line(e, deps.timezone) for e in events)
+                         if events else "Today: nothing booked.")
+        except ConnectorError as exc:
+            lines.append(f"Today: the calendar could not be read ({exc}).")
+    if "email" in deps.connectors:
+        waiting = await deps.storage.mail.waiting_reply(since)
+        lines.append(f"Mail needing a reply ({len(waiting)}): " + "; ".join(
+            f"#{m.id} {m.from_name or m.from_addr}: {m.subject}" for m in waiting[:8])
+            if waiting else "Mail needing a reply: none.")
+    for health in await deps.storage.health.all():
+        if health.state != "ok":
+            lines.append(f"{health.connector}: {health_text(health.state)} ({health.detail})")
+    return lines
+
+
+def health_text(state: str) -> str:
+    """How a connector's health state reads to the operator."""
+    return {"auth": "login refused — reconnect", "down": "not answering, retrying"}.get(
+        state, state)

@@ -80,6 +80,21 @@ def parse_command(text: str) -> Intent | None:
         if len(message) >= 2 and message[0] == message[-1] and message[0] in "\"'":
             message = message[1:-1]
         return Intent("send", {"webhook": name.lower(), "text": message})
+    if intent == "email":
+        return _email_command(command, rest)
+    if intent == "reply":
+        ident, _, said = rest.partition(" ")
+        if not ident.lstrip("#").isdigit():
+            return _usage(command, "/reply ID TEXT  (ids are in /inbox)")
+        slots = {"id": ident.lstrip("#")}
+        return Intent("reply", slots | ({"text": said.strip()} if said.strip() else {}))
+    if intent in ("agenda", "event", "task"):
+        if intent == "event" and not rest:
+            return _usage(command, "/event WHEN TITLE  (e.g. /event tomorrow 15:00 Acme call "
+                                   "for 45m)")
+        if command == "task" and not rest:
+            return _usage(command, "/task TEXT")
+        return Intent(intent, {"command": command} | ({"text": rest} if rest else {}))
     if intent in ("remember", "recall", "forget", "remind", "plans"):  # see "command"
         key = {"remember": "text", "recall": "query", "forget": "id", "remind": "text",
                "plans": "id"}[intent]
@@ -88,6 +103,20 @@ def parse_command(text: str) -> Intent | None:
             slots[key] = rest
         return Intent(intent, slots)
     return Intent(intent, {"command": command} if command != intent else {})
+
+
+def _email_command(command: str, rest: str) -> Intent:
+    """``/email ADDRESS TEXT``: a first line followed by more lines is the subject."""
+    address, _, text = rest.partition(" ") if " " in rest.split("\n", 1)[0] else \
+        rest.partition("\n")
+    text = text.strip()
+    if "@" not in address or not text:
+        return _usage(command, "/email ADDRESS TEXT  (a first line followed by more lines is "
+                               "the subject)")
+    first, _, more = text.partition("\n")
+    if more.strip():
+        return Intent("email", {"to": address, "subject": first.strip(), "text": more.strip()})
+    return Intent("email", {"to": address, "text": text})
 
 
 class CommandUnderstander:

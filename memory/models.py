@@ -5,7 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Float, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -254,3 +267,49 @@ class MemoryMeta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class MailMessage(Base):
+    """A message read from the operator's mailbox. ``(folder, uidvalidity, uid)`` is its durable
+    position (nothing is stored twice); ``id`` is the short id the operator sees (``#12``). The
+    body is data from outside: it is shown and indexed, never obeyed."""
+
+    __tablename__ = "mail_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    folder: Mapped[str] = mapped_column(String(200))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[str] = mapped_column(String(500))
+    from_name: Mapped[str] = mapped_column(String(300))
+    from_addr: Mapped[str] = mapped_column(String(300))
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(String(1000))
+    sent_at: Mapped[datetime | None]
+    body: Mapped[str] = mapped_column(Text)
+    references: Mapped[list[str]] = mapped_column(JSON)
+    triage: Mapped[str] = mapped_column(String(16))
+    """``needs_reply``, ``fyi`` or ``ignore``."""
+    triage_by: Mapped[str] = mapped_column(String(16))
+    """``rule`` (the operator's), ``local`` (the offline classifier) or ``model``."""
+    notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    fetched_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("folder", "uidvalidity", "uid", name="uq_mail_position"),
+                      Index("ix_mail_message_id", "message_id"))
+
+
+class ConnectorHealth(Base):
+    """Whether a connector's server answers: ``ok``, ``down`` (retried with backoff until
+    ``retry_at``) or ``auth`` (credentials refused: the operator reconnects). ``told``: the
+    operator was told of this state once already."""
+
+    __tablename__ = "connector_health"
+
+    connector: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer)
+    since: Mapped[datetime]
+    retry_at: Mapped[datetime | None]
+    told: Mapped[bool] = mapped_column(Boolean)

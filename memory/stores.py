@@ -6,16 +6,15 @@ UPDATEs, so two processes or two taps racing on the same row cannot both win.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import case, func, insert, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.orm import Session
 
 from memory.db import Database
+from memory.mail_store import HealthStore, MailStore
 from memory.models import (
     Approval,
     AuditEvent,
@@ -28,35 +27,16 @@ from memory.models import (
     UTCDateTime,
     utcnow,
 )
+from memory.sql import dialect_insert, discard_result, insert_ignore, read_orm
 
 T = TypeVar("T")
-
-
-def dialect_insert(conn: Connection) -> Any:
-    """The ``insert`` of the connection's dialect (for ``ON CONFLICT`` clauses)."""
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-
-
-def _insert_ignore(conn: Connection, model: type, values: dict[str, Any]) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING RETURNING <primary key>``.
-
-    The result has a row only when the insert happened (rowcount is not reliable across drivers).
-    """
-    key = model.__mapper__.primary_key[0]
-    return dialect_insert(conn)(model).values(**values).on_conflict_do_nothing().returning(key)
 
 
 def _audit_insert(conn: Connection, values: dict[str, Any]) -> Any:
     values = {"at": utcnow(), **values}
     if values.get("dedup_key"):
-        return _insert_ignore(conn, AuditEvent, values)
+        return insert_ignore(conn, AuditEvent, values)
     return insert(AuditEvent).values(**values)
-
-
-def _write(conn: Connection, statement: Any) -> None:
-    """Execute ``statement`` and discard its result (SQLite refuses to commit while a RETURNING
-    result is still open)."""
-    conn.execute(statement).close()
 
 
 def _step_settles(conn: Connection, key: str, values: dict[str, Any], now: datetime) -> None:
@@ -78,12 +58,6 @@ def _settle_waiting(conn: Connection, plan_id: str, status: str, now: datetime,
     conn.execute(update(PlanStep).where(*waiting).values(status=status, updated_at=now))
 
 
-def read_orm(conn: Connection, query: Callable[[Session], T]) -> T:
-    """Run an ORM query on ``conn``; the objects stay usable after the transaction."""
-    with Session(bind=conn, expire_on_commit=False) as session:
-        return query(session)
-
-
 class Storage:
     """All stores over one database.
 
@@ -100,6 +74,8 @@ class Storage:
         self.audit = AuditLog(db)
         self.jobs = JobStore(db)
         self.deliveries = DeliveryStore(db)
+        self.mail = MailStore(db)
+        self.health = HealthStore(db)
 
     @property
     def backend(self) -> str:
@@ -135,7 +111,7 @@ class InboxStore(_Store):
         now = utcnow()
 
         def work(conn: Connection) -> bool:
-            result = conn.execute(_insert_ignore(conn, InboxEvent, {
+            result = conn.execute(insert_ignore(conn, InboxEvent, {
                 "id": event_id, "channel": channel, "received_at": now}))
             if result.first() is None:
                 return False
@@ -265,7 +241,7 @@ class PlanStore(_Store):
         def work(conn: Connection) -> list[int]:
             undone = sorted(conn.execute(statement).scalars())
             if undone:
-                _write(conn, _audit_insert(conn, {
+                discard_result(conn, _audit_insert(conn, {
                     "actor": actor, "channel": channel, "plan_id": plan_id,
                     "decision": "undone", "detail": {"steps": [p + 1 for p in undone]}}))
             return undone
@@ -299,7 +275,7 @@ class ApprovalStore(_Store):
         values.setdefault("card_refs", {})
 
         def work(conn: Connection) -> Approval:
-            _write(conn, _insert_ignore(conn, Approval, values))
+            discard_result(conn, insert_ignore(conn, Approval, values))
             return read_orm(conn, lambda s: s.get(Approval, values["id"]))
 
         return await self._db.run(work)
@@ -328,7 +304,7 @@ class ApprovalStore(_Store):
                 return False
             _settle_waiting(conn, plan_id, status, now, holds or {})
             if audit is not None:
-                _write(conn, _audit_insert(conn, audit))
+                discard_result(conn, _audit_insert(conn, audit))
             return True
 
         return await self._db.run(work)
@@ -361,7 +337,7 @@ class ApprovalStore(_Store):
             if not won:
                 return False, False
             if audit is not None:
-                _write(conn, _audit_insert(conn, audit))
+                discard_result(conn, _audit_insert(conn, audit))
             statuses = list(conn.execute(select(PlanStep.status).where(
                 PlanStep.plan_id == plan_id)).scalars())
             if "waiting" in statuses:
@@ -418,7 +394,7 @@ class ApprovalStore(_Store):
                 PlanStep.status.in_(("waiting", "approved", "rejected")),
             ).values(status="proposed", hold_until=None, updated_at=now))
             if audit is not None:
-                _write(conn, _audit_insert(conn, audit))
+                discard_result(conn, _audit_insert(conn, audit))
             return True
 
         return await self._db.run(work)
@@ -459,7 +435,7 @@ class ApprovalStore(_Store):
         """Mark the decided approval's plan step as finished."""
         statement = (update(Approval).where(Approval.id == approval_id)
                      .values(completed_at=utcnow(), receipt_id=receipt_id))
-        await self._db.run(lambda conn: _write(conn, statement))
+        await self._db.run(lambda conn: discard_result(conn, statement))
 
     async def escalate(self, approval_id: str, *, from_level: int) -> bool:
         """Move a pending approval one rung up the ladder; True for the one caller that did."""
@@ -546,7 +522,7 @@ class OutboxStore(_Store):
                          .values(updated_at=now, **values))
             _step_settles(conn, key, step, now)
             if audit is not None:
-                _write(conn, _audit_insert(conn, audit))
+                discard_result(conn, _audit_insert(conn, audit))
 
         await self._db.run(work)
 
@@ -572,7 +548,7 @@ class AuditLog(_Store):
 
     async def append(self, **values: Any) -> None:
         """Append one event. With ``dedup_key``, appending the same event twice writes it once."""
-        await self._db.run(lambda conn: _write(conn, _audit_insert(conn, values)))
+        await self._db.run(lambda conn: discard_result(conn, _audit_insert(conn, values)))
 
     async def recent(self, limit: int = 20) -> Sequence[AuditEvent]:
         """The newest events, newest first."""
@@ -610,7 +586,7 @@ class JobStore(_Store):
         """Schedule a job (idempotent by ``id``)."""
         values = {"id": id, "kind": kind, "payload": payload, "due_at": due_at,
                   "missed_policy": missed_policy, "status": "scheduled", "created_at": utcnow()}
-        await self._db.run(lambda conn: _write(conn, _insert_ignore(conn, Job, values)))
+        await self._db.run(lambda conn: discard_result(conn, insert_ignore(conn, Job, values)))
 
     async def claim_due(self, *, owner: str, now: datetime, lease: timedelta,
                         limit: int = 10) -> list[Job]:
@@ -678,7 +654,7 @@ class DeliveryStore(_Store):
         """Mark a reply ``sent`` or ``failed``."""
         statement = (update(Delivery).where(Delivery.id == delivery_id)
                      .values(status=status, last_error=error, attempts=Delivery.attempts + 1))
-        await self._db.run(lambda conn: _write(conn, statement))
+        await self._db.run(lambda conn: discard_result(conn, statement))
 
     async def count_pending(self) -> int:
         """Replies not yet accepted, all channels."""

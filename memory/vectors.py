@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from memory.db import Database
 from memory.models import MemoryMeta, MemoryVector
-from memory.stores import dialect_insert
+from memory.sql import dialect_insert
 
 VERSION_KEY = "vectors_version"
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from graph.handlers.calendar import answer_calendar
 from graph.handlers.info import answer_question
+from graph.handlers.mail import answer_mail
 from graph.handlers.memory import answer_memory
 from graph.handlers.plans import answer_plans
 from graph.handlers.reminders import answer_reminder
@@ -20,6 +22,8 @@ Handler = Callable[[Intent, PlanState, DirectorDeps], Awaitable[Planned]]
 HANDLERS: dict[str, Handler] = {
     "remember": answer_memory, "recall": answer_memory, "forget": answer_memory,
     "remind": answer_reminder, "plans": answer_plans,
+    "email": answer_mail, "reply": answer_mail, "inbox": answer_mail,
+    "agenda": answer_calendar, "event": answer_calendar, "task": answer_calendar,
 }
 
 

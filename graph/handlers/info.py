@@ -8,7 +8,7 @@ from typing import Any
 
 from graph.commands import example_for, help_text
 from graph.state import DirectorDeps, say
-from graph.summary import daily_summary
+from graph.summary import daily_summary, health_text
 from graph.timefmt import when_text
 from graph.understanding import Intent
 
@@ -53,6 +53,10 @@ async def answer_question(intent: Intent, deps: DirectorDeps) -> list[dict[str, 
         ]
         if outbox.get("failed"):
             lines.append("Some actions failed; /audit shows which and why.")
+        for health in await storage.health.all():
+            if health.state != "ok":
+                lines.append(f"{health.connector}: {health_text(health.state)} since "
+                             f"{when_text(health.since, tz)} ({health.detail})")
         return [say("\n".join(lines))]
     if intent.name == "approvals":
         pending = await storage.approvals.pending()

@@ -23,9 +23,11 @@ async def make_plan(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[st
     if slots.get("steps"):
         return _plan_from_model(slots, deps)
     planned = await _plan_action(intent, state, deps)
-    if slots.get("voice"):
+    if slots.get("voice") or slots.get("external"):
         for step in planned.get("steps", []):
-            step["external"] = True  # an unsure voice note waits for a tap, however small
+            # An unsure voice note, or a model's answer with outside text in its prompt: the
+            # step waits for a tap, however small.
+            step["external"] = True
     return planned
 
 

@@ -17,7 +17,7 @@ from graph.budget import BudgetExceeded
 from graph.events import Inbound, Transcript, VoiceError
 from graph.llm import LLMUnderstander, MalformedOutput, ModelUnavailable
 from graph.state import DirectorDeps, PlanState, approval_id_for, say
-from graph.understanding import Intent, parse_command
+from graph.understanding import EFFECTFUL, Intent, parse_command
 from memory.models import Approval, utcnow
 
 _DRAFT = re.compile(r"\b(?:draft|compose|write (?:a|an|the) (?:note|message|email|reply))\b",
@@ -104,8 +104,9 @@ async def _understand_text(state: PlanState, deps: DirectorDeps,
         intent = Intent("unknown", {"error": f"The model's answer could not be read as a plan "
                                              f"({exc}); nothing was done. Try again, or use a "
                                              "/command."})
-    if memory and intent.slots.get("steps"):
-        # Material from outside was in the prompt: whatever the plan does waits for approval.
+    if memory and (intent.slots.get("steps") or intent.name in EFFECTFUL):
+        # Material from outside (facts, notes, mail) was in the prompt: whatever the plan does
+        # waits for approval, however low its risk.
         intent.slots["external"] = True
     return {"intent": intent.to_dict(), "replies": notices}
 

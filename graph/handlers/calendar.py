@@ -1,0 +1,107 @@
+"""Calendar and tasks: the agenda of a day (``agenda``), booking an event (``event``), adding,
+listing and completing tasks (``task``)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from connectors.calendar import CalendarConnector
+from graph.handlers.info import NOT_CONFIGURED
+from graph.slots import SlotReader
+from graph.state import DirectorDeps, Planned, PlanState, say
+from graph.timefmt import event_line
+from graph.timeparse import parse_when
+from graph.understanding import Intent
+from memory.models import utcnow
+
+DEFAULT_MINUTES = 30
+
+
+def task_ref(uid: str) -> str:
+    """A short, stable handle for a task (``/tasks done REF``, the Done button)."""
+    return hashlib.sha256(uid.encode()).hexdigest()[:6]
+
+
+def _duration(value: str | None) -> timedelta:
+    if not value:
+        return timedelta(minutes=DEFAULT_MINUTES)
+    hours = minutes = 0
+    if "H" in value:
+        hours = int(value.split("T")[-1].split("H")[0])
+    if value.endswith("M"):
+        minutes = int(value.split("H")[-1].split("T")[-1].rstrip("M"))
+    return timedelta(hours=hours, minutes=minutes) or timedelta(minutes=DEFAULT_MINUTES)
+
+
+async def answer_calendar(intent: Intent, state: PlanState, deps: DirectorDeps) -> Planned:
+    """Show the agenda or open tasks, or plan an event or a task."""
+    calendar = deps.connectors.get("calendar")
+    if not isinstance(calendar, CalendarConnector):
+        return {"replies": [say(NOT_CONFIGURED[intent.name])]}
+    now = utcnow().astimezone(deps.timezone)
+    slots = intent.slots
+    if intent.name == "agenda":
+        return await _agenda(slots, calendar, now)
+    if intent.name == "event":
+        return _event(slots, calendar, now)
+    return await _task(slots, calendar)
+
+
+async def _agenda(slots: dict[str, Any], calendar: CalendarConnector, now: datetime) -> Planned:
+    day = now
+    if slots.get("when"):
+        day = datetime.fromisoformat(slots["when"]).astimezone(calendar.timezone)
+    elif slots.get("text"):
+        when = parse_when(slots["text"], now=now)
+        if when is None:
+            return {"replies": [say("Which day? /agenda today, /agenda tomorrow or "
+                                    "/agenda 2026-12-24.")]}
+        day = when.at
+    events = await calendar.day(day)
+    head = f"{day:%a %d %b} ({calendar.timezone.key})"
+    if not events:
+        return {"replies": [say(f"{head}: nothing booked.")]}
+    return {"replies": [say("\n".join([f"{head}:"] + [event_line(e, calendar.timezone)
+                                                      for e in events]))]}
+
+
+def _event(slots: dict[str, Any], calendar: CalendarConnector, now: datetime) -> Planned:
+    if slots.get("command") == "event" and slots.get("text"):
+        slots = SlotReader(webhooks=[], now=lambda: now).read("event", slots["text"])
+    if not slots.get("when") or not slots.get("text"):
+        return {"replies": [say("When, and what? Write /event WHEN TITLE, e.g. /event tomorrow "
+                                "15:00 Acme call for 45m.")]}
+    start = datetime.fromisoformat(slots["when"])
+    if start <= now:
+        return {"replies": [say(f"{start:%a %d %b %H:%M} has passed; nothing was booked.")]}
+    action = calendar.create_event(str(slots["text"]), start,
+                                   start + _duration(slots.get("duration")))
+    return {"steps": [{"action": asdict(action)}]}
+
+
+async def _task(slots: dict[str, Any], calendar: CalendarConnector) -> Planned:
+    text = str(slots.get("text") or "").strip()
+    if slots.get("command") != "tasks":
+        if not text:
+            return {"replies": [say("What is the task? /task TEXT")]}
+        return {"steps": [{"action": asdict(calendar.create_task(text))}]}
+    tasks = await calendar.open_tasks()
+    if text.lower().startswith("done"):
+        ref = text[4:].strip().lower()
+        chosen = [t for t in tasks if task_ref(t.uid) == ref]
+        if not chosen:
+            return {"replies": [say(f"No open task {ref!r}; /tasks lists them.")]}
+        return {"steps": [{"action": asdict(calendar.complete_task(chosen[0].uid,
+                                                                   chosen[0].title))}]}
+    if not tasks:
+        return {"replies": [say("No open tasks.")]}
+    lines = ["Open tasks:"]
+    for task in tasks:
+        due = f" (due {task.due.astimezone(calendar.timezone):%a %d %b})" if task.due else ""
+        lines.append(f"{task_ref(task.uid)} {task.title}{due}")
+    return {"replies": [{"kind": "choice", "text": "\n".join(lines),
+                         "run": [(f"Done {task_ref(t.uid)}", f"/tasks done {task_ref(t.uid)}")
+                                 for t in tasks[:8]]}]}
