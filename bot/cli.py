@@ -162,7 +162,8 @@ async def run_understand(settings: Settings, text: str) -> int:
 
 
 async def run_doctor(settings: Settings) -> int:
-    """Check storage, chat adapters, the model and speech to text; say what to fix."""
+    """Check storage, chat adapters, the model, speech to text, and the mail (IMAP and SMTP
+    logins) and calendar (CalDAV) servers; say what to fix."""
     problems = 0
 
     def report(ok: bool, what: str, fix: str = "") -> None:
@@ -193,6 +194,17 @@ async def run_doctor(settings: Settings) -> int:
                              f"{settings.voice.base_url or 'the provider default'}")
         except Exception as exc:
             report(False, "speech to text", f"{exc}; check [voice] model")
+        for name, section in (("email", "[connectors.email] hosts, ports, security, username "
+                                        "and password"),
+                              ("calendar", "[connectors.calendar] url, calendar, username and "
+                                           "password")):
+            connector = app.director.deps.connectors.get(name)
+            if connector is None:
+                report(True, f"{name}: not configured")
+                continue
+            found = await connector.check()
+            report(not found, f"{name}: logins work" if not found else name,
+                   "; ".join(found) + f" — check {section}")
         await app.aclose()
     return 1 if problems else 0
 

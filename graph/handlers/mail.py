@@ -13,7 +13,10 @@ from datetime import UTC
 from typing import Any
 
 from connectors.email import EmailConnector, addresses
+from graph.budget import BudgetExceeded
+from graph.drafting import draft_reply
 from graph.handlers.info import NOT_CONFIGURED
+from graph.llm import LLMUnderstander, ModelUnavailable
 from graph.state import DirectorDeps, Planned, PlanState, say
 from graph.timefmt import when_text
 from graph.understanding import Intent
@@ -47,7 +50,7 @@ async def answer_mail(intent: Intent, state: PlanState, deps: DirectorDeps) -> P
     if intent.name == "inbox":
         return await _inbox(deps)
     if intent.name == "reply":
-        return await _reply(intent.slots, email, deps, str(state["inbound"].get("text", "")))
+        return await _reply(intent.slots, email, deps, state)
     return await _email(intent.slots, email, deps)
 
 
@@ -86,11 +89,33 @@ async def _find_mail(slots: dict[str, Any], deps: DirectorDeps,
 
 
 async def _reply(slots: dict[str, Any], email: EmailConnector, deps: DirectorDeps,
-                 said: str) -> Planned:
-    mail = await _find_mail(slots, deps, said)
+                 state: PlanState) -> Planned:
+    inbound = state["inbound"]
+    mail = await _find_mail(slots, deps, str(inbound.get("text", "")))
     if mail is None:
         return {"replies": [say("Which mail? /inbox lists them with ids; then /reply ID TEXT.")]}
-    text = str(slots.get("text") or "").strip()
+    wanted = str(slots.get("text") or "").strip()
+    llm = deps.understander if isinstance(deps.understander, LLMUnderstander) else None
+    notes = []
+    text = wanted
+    if llm is not None:
+        facts = await deps.memory.context(f"{mail.from_name} {mail.subject} {wanted}",
+                                          budget=deps.context_tokens) \
+            if deps.memory is not None else ""
+        try:
+            text = await draft_reply(
+                llm, mail=f"From: {mail.from_name} <{mail.from_addr}>\nSubject: {mail.subject}"
+                          f"\n\n{mail.body[:4000]}", wanted=wanted, facts=facts,
+                plan_id=state["plan_id"], actor=str(inbound.get("actor", "operator")),
+                channel=inbound.get("channel"))
+            notes.append(say("Drafted by the model from the mail"
+                             + (" and your words" if wanted else "") + "; Edit changes it."))
+        except (ModelUnavailable, BudgetExceeded) as exc:
+            notes.append(say(f"(No draft: {exc}.)" + (" Your words are sent as written."
+                                                      if wanted else "")))
+    elif wanted:
+        notes.append(say("No model is configured, so the reply is your words as written "
+                         "(a model would draft it; Edit changes it)."))
     if not text:
         return {"replies": [say(
             f"What should the reply to #{mail.id} ({mail.from_name or mail.from_addr}: "
@@ -103,6 +128,4 @@ async def _reply(slots: dict[str, Any], email: EmailConnector, deps: DirectorDep
     action = email.action(to=[mail.from_addr], subject=subject, body=text,
                           in_reply_to=mail.message_id,
                           references=[*mail.references, mail.message_id], quote=quote)
-    notes = [] if deps.meter is not None else [say(
-        "No model is configured, so the reply is your words as written (Edit changes them).")]
     return {"steps": [{"action": asdict(action)}], "replies": notes}

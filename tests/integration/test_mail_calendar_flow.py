@@ -200,6 +200,17 @@ async def test_a_model_that_obeys_a_mail_still_waits_for_approval(
         cards = [s.card for s in await chat.say("deal with the stranger's mail")
                  if s.kind == "card"]
         assert len(cards) == 1 and cards[0].risk == "high"
+        # Drafting a reply: the model writes only the text; the recipient is the mail's sender.
+        openai.respond = lambda body: "Of course, our IBAN is DE00 0000. Best regards"
+        sent = await chat.say("/reply 1")
+        [card] = [s.card for s in sent if s.kind == "card"]
+        fields = {name: after for name, _, after in card.diffs[0]["fields"]}
+        assert fields["To"] == "x@evil.example" and fields["Subject"] == "Re: Bank details"
+        assert fields["Body"] == "Of course, our IBAN is DE00 0000. Best regards"
+        assert card.pending and card.risk == "high"
+        assert any("Drafted by the model" in s.text for s in sent if s.kind == "message")
+        audit = await app.director.storage.audit.recent(20)
+        assert "draft-v1" in {e.prompt_version for e in audit}
         assert await app.director.storage.outbox.count_by_status() == {}
         assert receiver.posts == []
     finally:

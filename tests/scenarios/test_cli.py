@@ -13,6 +13,7 @@ import pytest
 
 from tests.fakes.telegram import FakeTelegramServer
 from tests.fakes.webhooks import WebhookReceiver
+from tests.support.mailrig import MailRig
 from tests.support.processes import start_serve, stop, write_serve_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,3 +191,22 @@ async def test_repairing_plans_in_the_console(tmp_path: Path, receiver: WebhookR
     assert f"Cancelled plan {waiting_id}" in out and receiver.deliveries_of("wait for me") == 0
     assert "Move a note to the trash" in out and "moved to the trash" in out
     assert not list((tmp_path / "data" / "notes").glob("*.md"))
+
+
+async def test_doctor_checks_the_mail_and_calendar_logins(tmp_path: Path,
+                                                          mail_rig: MailRig) -> None:
+    user = mail_rig.add_user()
+    config = tmp_path / "office.toml"
+    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n' +
+                      mail_rig.email_section(user) + mail_rig.calendar_section(user))
+    good = await solo("--config", str(config), "doctor", cwd=tmp_path)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "ok  email: logins work" in good.stdout
+    assert "ok  calendar: logins work" in good.stdout
+    config.write_text(config.read_text().replace(f'password = "{mail_rig.users[user]}"',
+                                                 'password = "wrong"'))
+    bad = await solo("--config", str(config), "doctor", cwd=tmp_path)
+    assert bad.returncode == 1
+    assert "FAIL email — IMAP: IMAP login refused" in bad.stdout
+    assert "SMTP: login refused" in bad.stdout and "check [connectors.email]" in bad.stdout
+    assert "FAIL calendar — CalDAV: login refused" in bad.stdout
