@@ -104,16 +104,14 @@ class HealthStore:
         changed to ``auth`` or ``down``, or back to ``ok`` after a failure they were told of)."""
         def work(conn: Connection) -> bool:
             now = utcnow()
-            row = conn.execute(select(ConnectorHealth).where(
-                ConnectorHealth.connector == connector)).first()
-            if row is None:
+            old = read_orm(conn, lambda s: s.get(ConnectorHealth, connector))
+            if old is None:
                 if state == "ok":
                     return False
                 discard_result(conn, insert_ignore(conn, ConnectorHealth, {
                     "connector": connector, "state": state, "detail": detail, "failures": 1,
                     "since": now, "retry_at": retry_at, "told": True}))
                 return True
-            old = row[0]
             changed = old.state != state
             conn.execute(update(ConnectorHealth).where(
                 ConnectorHealth.connector == connector).values(

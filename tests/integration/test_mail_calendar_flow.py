@@ -135,13 +135,19 @@ async def test_an_event_is_booked_once_and_listed(office, caldav_rig: MailRig) -
     assert fields["When"].endswith("15:00–15:45 (Europe/Berlin)")
     assert fields["UTC"].endswith("UTC") and fields["Conflicts"] == "none"
     assert caldav_rig.calendar_objects(user) == []
-    await chat.press("approve", card.approval_id)
+    done = await chat.press("approve", card.approval_id)
     await chat.press("approve", card.approval_id)  # a double tap books nothing more
     assert len(caldav_rig.calendar_objects(user)) == 1
+    receipt = next(s.text for s in done if s.kind == "message" and "receipt r" in s.text
+                   ).split("receipt ")[1].split()[0].strip(".")
     agenda = (await chat.say("/agenda tomorrow"))[0].text
     assert "15:00–15:45 Acme call" in agenda
     today = (await chat.say("/agenda today"))[0].text
     assert "Acme call" not in today
+    undo = only_card(await chat.say(f"/undo {receipt}"))
+    assert undo.diffs[0]["title"] == 'Cancel event "Acme call"'
+    await chat.press("approve", undo.approval_id)
+    assert caldav_rig.calendar_objects(user) == []
 
 
 async def test_tasks_are_added_at_once_and_done_from_a_button(office, caldav_rig) -> None:

@@ -27,12 +27,18 @@ import pytest
 
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.webhooks import WebhookReceiver
-from tests.scenarios.test_crash_recovery import KillOnPost, SoloProcess, recover, unsettled
+from tests.scenarios.test_crash_recovery import (
+    CARD,
+    KillOnPost,
+    SoloProcess,
+    pending_cards,
+    recover,
+    unsettled,
+)
 
 pytestmark = pytest.mark.crash
 
-CARD = re.compile(r"^┌─ Approval (?P<id>[a-z2-7]{8}) ")
-ASKED = re.compile(r'asked: "(?P<trial>trial \d+):')
+ASKED = re.compile(r'asked: "(?P<text>trial \d+):')
 MODES = ("before_decision", "between_steps", "after_decision", "on_post", "after_post",
          "no_crash")
 
@@ -57,21 +63,11 @@ async def model() -> AsyncIterator[FakeOpenAI]:
     await server.stop()
 
 
-def pending(lines: list[str]) -> dict[str, str]:
-    """approval id → trial, for every card printed with buttons."""
-    found = {}
-    for i, line in enumerate(lines):
-        match = CARD.match(line)
-        if match and i + 1 < len(lines) and (asked := ASKED.search(lines[i + 1])):
-            found[match["id"]] = asked["trial"]
-    return found
-
-
 async def answer_pending(solo: SoloProcess, decisions: dict[str, list[str]]) -> None:
     """Press, step by step, the intended button on every card the process showed at start
     (a step decided before the crash just answers that it is decided)."""
     end = await solo.sync()
-    for approval_id, trial in pending(solo.lines[:end]).items():
+    for approval_id, trial in pending_cards(solo.lines[:end], ASKED).items():
         for number, decision in enumerate(decisions[trial], 1):
             await solo.write(f"{decision[0]} {approval_id} {number}")
     await solo.sync()

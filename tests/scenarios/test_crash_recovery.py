@@ -141,20 +141,23 @@ def unsettled(database: Path) -> tuple[int, int, int]:
             "('proposed', 'waiting', 'approved', 'running')"))
 
 
-def pending_cards(lines: list[str]) -> dict[str, str]:
-    """approval id → trial text, for every card printed with buttons."""
+def pending_cards(lines: list[str], asked: re.Pattern[str] = ASKED) -> dict[str, str]:
+    """approval id → what ``asked`` captured as ``text`` from the line under the card's head
+    (the request), for every card printed with buttons."""
     found = {}
     for i, line in enumerate(lines):
         match = CARD.match(line)
-        if match and i + 1 < len(lines) and (asked := ASKED.search(lines[i + 1])):
-            found[match["id"]] = asked["text"]
+        if match and i + 1 < len(lines) and (request := asked.search(lines[i + 1])):
+            found[match["id"]] = request["text"]
     return found
 
 
-async def answer_pending(solo: SoloProcess, decisions: dict[str, str]) -> None:
-    """Press the intended button on every pending card the process showed at start."""
+async def answer_pending(solo: SoloProcess, decisions: dict[str, str],
+                         asked: re.Pattern[str] = ASKED) -> None:
+    """Press the intended button (``decisions[text]``) on every pending card the process
+    showed at start."""
     end = await solo.sync()
-    for approval_id, text in pending_cards(solo.lines[:end]).items():
+    for approval_id, text in pending_cards(solo.lines[:end], asked).items():
         await solo.write(f"{decisions[text][0]} {approval_id}")
     await solo.sync()
 

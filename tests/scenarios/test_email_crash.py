@@ -25,35 +25,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.scenarios.test_crash_recovery import SoloProcess, recover, unsettled
+from tests.scenarios.test_crash_recovery import (
+    CARD,
+    SoloProcess,
+    answer_pending,
+    recover,
+    unsettled,
+)
 from tests.support.mailrig import MailRig
 from tests.support.smtp_proxy import SmtpProxy
 
 pytestmark = pytest.mark.crash
 
-CARD = re.compile(r"^┌─ Approval (?P<id>[a-z2-7]{8}) ")
 ASKED = re.compile(r'asked: "/email \S+ (?P<text>trial \d+ [a-z]+)"')
 MODES = ("before_decision", "after_decision", "mail_from", "end_of_data", "accepted",
          "forwarded", "no_crash")
 POINTS = {"mail_from", "end_of_data", "accepted", "forwarded"}
-
-
-def pending_cards(lines: list[str]) -> dict[str, str]:
-    """approval id → trial text, for every card printed."""
-    found = {}
-    for i, line in enumerate(lines):
-        match = CARD.match(line)
-        if match and i + 1 < len(lines) and (asked := ASKED.search(lines[i + 1])):
-            found[match["id"]] = asked["text"]
-    return found
-
-
-async def answer_pending(solo: SoloProcess, decisions: dict[str, str]) -> None:
-    """Press the intended button on every card the process showed at start."""
-    end = await solo.sync()
-    for approval_id, text in pending_cards(solo.lines[:end]).items():
-        await solo.write(f"{decisions[text][0]} {approval_id}")
-    await solo.sync()
 
 
 def subjects(raws: list[bytes]) -> Counter:
@@ -87,7 +74,7 @@ async def test_sigkill_while_sending_mail_never_loses_or_doubles_one(
         for trial in range(trials):
             solo = await SoloProcess.start(config)
             try:
-                await answer_pending(solo, decisions)
+                await answer_pending(solo, decisions, ASKED)
                 text = f"trial {trial} {rng.choice(['alpha', 'bravo', 'charlie'])}"
                 decision = "approve" if rng.random() < 0.8 else "reject"
                 decisions[text] = decision
@@ -115,7 +102,7 @@ async def test_sigkill_while_sending_mail_never_loses_or_doubles_one(
             finally:
                 armed.clear()
                 await solo.wait_dead()
-        final = await recover(config, lambda solo: answer_pending(solo, decisions))
+        final = await recover(config, lambda solo: answer_pending(solo, decisions, ASKED))
         assert final.proc.returncode == 0
     finally:
         await proxy.stop()
