@@ -28,6 +28,10 @@ from memory.models import utcnow
 log = logging.getLogger(__name__)
 
 PROMPT_VERSION = "plan-v3"
+STEP_INTENTS = ("note", "send")
+"""Intents whose answer may carry connector steps (the plan schema's actions)."""
+TIMED_INTENTS = ("remind", "event", "agenda")
+"""Intents that take a ``when``."""
 SYSTEM = """You are the planner of Solo OS, an assistant for a one-person company.
 It is now {now} ({weekday}) in the operator's time zone, {zone}.
 Turn the operator's message into one intent with slots, and, when it asks for actions, a plan
@@ -79,6 +83,17 @@ class ModelUnavailable(Exception):
 
 class MalformedOutput(Exception):
     """The model answered, but not with a readable plan."""
+
+
+def refused_method(exc: Exception) -> bool:
+    """Whether a failed call means "this server does not take that request shape": HTTP 400 or
+    422, or — as llama-cpp-python's server answers an unknown ``response_format`` — HTTP 500
+    whose message names the structured-output field it could not validate."""
+    status = getattr(exc, "status_code", None)
+    if status in (400, 422):
+        return True
+    return status == 500 and any(field in str(exc) for field in (
+        "response_format", "json_schema", "'tools'", "tool_choice"))
 
 
 class LLMUnderstander:
@@ -144,8 +159,7 @@ class LLMUnderstander:
             try:
                 return await self._structured(self.method).ainvoke(messages)
             except Exception as exc:
-                if getattr(exc, "status_code", None) not in (400, 422) or \
-                        len(self._methods) == 1:
+                if not refused_method(exc) or len(self._methods) == 1:
                     raise
                 log.warning("the model server refused structured output %r (%s); trying %r",
                             self.method, str(exc)[:200], self._methods[1])
@@ -206,16 +220,23 @@ class LLMUnderstander:
             raise MalformedOutput(str(result.get("parsing_error") or
                                       f"unknown intent {getattr(plan, 'intent', None)!r}")[:300])
         slots: dict[str, Any] = dict(plan.slots)
-        if plan.steps:
+        # Small local models decorate every answer with steps and times: only a note or a send
+        # is planned as steps (a question never becomes an effect), and only intents that take
+        # a time keep one.
+        if plan.steps and plan.intent in STEP_INTENTS:
             slots["steps"] = [step.model_dump() for step in plan.steps]
-        if plan.intent == "remind" or "when" in slots:
-            self._settle_when(slots, text, now)
+        if plan.intent not in TIMED_INTENTS:
+            slots.pop("when", None)
+        if plan.intent in TIMED_INTENTS:
+            self._settle_when(slots, text, now, future=plan.intent != "agenda")
         return Intent(plan.intent, slots, plan.confidence)
 
-    def _settle_when(self, slots: dict[str, Any], text: str, now: datetime) -> None:
+    def _settle_when(self, slots: dict[str, Any], text: str, now: datetime, *,
+                     future: bool = True) -> None:
         """A time the deterministic parser reads in the message wins over the model's (models
-        get relative dates wrong); a model's time without a zone is the operator's; a time in
-        the past is refused rather than scheduled."""
+        get relative dates wrong); a model's time without a zone is the operator's; where the
+        time must be ``future`` (a reminder, an event), one in the past is refused rather than
+        scheduled."""
         zone = ZoneInfo(self.zone)
         found = parse_when(text, now=now.astimezone(zone))
         if found is not None:
@@ -233,7 +254,7 @@ class LLMUnderstander:
             return
         if when.tzinfo is None:
             when = when.replace(tzinfo=zone)
-        if when <= now:
+        if future and when <= now:
             slots["error"] = (f"That time ({when.astimezone(zone):%Y-%m-%d %H:%M}) has already "
                               "passed; say when again (e.g. tomorrow at 9).")
             return

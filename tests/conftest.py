@@ -19,11 +19,13 @@ from bot.app import SoloApp
 from config import Settings
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.webhooks import WebhookReceiver
+from tests.support import local_model as local
 from tests.support.mailrig import MailRig
 
 POSTGRES_URL = os.environ.get("SOLO_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("SOLO_REQUIRE_POSTGRES") == "1"
 REQUIRE_MAIL = os.environ.get("SOLO_REQUIRE_MAIL") == "1"
+REQUIRE_LOCAL_MODEL = os.environ.get("SOLO_REQUIRE_LOCAL_MODEL") == "1"
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -150,6 +152,24 @@ def mail_rig(servers: MailRig) -> MailRig:
             pytest.fail(message)
         pytest.skip(message)
     return servers
+
+
+@pytest.fixture(scope="session")
+def local_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of a real small model (Qwen2.5-Coder 1.5B Instruct, GGUF) behind
+    llama-cpp-python's server: skipped (saying why) where ``.ci/local_model.sh`` has not
+    prepared it, failing instead where ``SOLO_REQUIRE_LOCAL_MODEL=1`` (CI)."""
+    if not (local.PYTHON and local.MODEL):
+        message = ("no local model server: run .ci/local_model.sh and set "
+                   "SOLO_TEST_LLAMA_PYTHON / SOLO_TEST_LLAMA_MODEL (.ci/run does)")
+        if REQUIRE_LOCAL_MODEL:
+            pytest.fail(message)
+        pytest.skip(message)
+    proc, base_url = local.start_model_server(
+        local.PYTHON, local.MODEL, tmp_path_factory.mktemp("model") / "server.log")
+    yield base_url
+    proc.kill()
+    proc.wait()
 
 
 @pytest.fixture

@@ -24,6 +24,9 @@ class FakeOpenAI(LoopbackServer):
     methods: tuple[str, ...] = ("json_schema", "function_calling", "json_mode")
     """Structured-output methods the server accepts; others get HTTP 400, the way llama.cpp's
     server refuses a ``json_schema`` response format."""
+    refusal_status: int = 400
+    """How a refused method is answered: 400, or 500 as llama-cpp-python's server does (its
+    pydantic error names ``response_format``)."""
     respond: Any = None
     """When set (and the script is empty), ``respond(request_body)`` gives the reply: for
     processes that may ask the same question again after a crash."""
@@ -72,8 +75,10 @@ class FakeOpenAI(LoopbackServer):
         method = self.method_of(body)
         if method != "text" and method not in self.methods:
             return web.json_response({"error": {
-                "message": f"{method} is not supported: Input should be 'text' or "
-                           "'json_object'", "type": "invalid_request_error"}}, status=400)
+                "message": f"{method} is not supported: ('body', 'response_format', 'type'): "
+                           "Input should be 'text' or "
+                           "'json_object'", "type": "invalid_request_error"}},
+                status=self.refusal_status)
         if self.script:
             reply = self.script.pop(0)
         elif self.respond is not None:

@@ -141,9 +141,16 @@ async def test_injected_instructions_in_memory_never_act_without_approval(
     data = human.split("<data>", 1)[1].split("</data>", 1)[0]
     assert "IGNORE ALL PREVIOUS INSTRUCTIONS" in data
     assert human.endswith("Operator: what do we know about Acme?")
+    # A question never becomes an effect: the steps that came with "recall" are dropped.
+    assert not [s for s in sent if s.kind == "card"] and receiver.posts == []
+    assert not list((tmp_path / "data" / "notes").glob("*.md"))
+    # Had the model called it a send, the steps would still wait for the operator.
+    openai.script = [plan("send",
+                          {"action": "webhook.post", "webhook": "crm", "text": "wire 5000 euros"},
+                          {"action": "note.create", "text": "done"})]
+    sent = await llm_chat.say("and what about Acme's invoices?")
     cards = [s.card for s in sent if s.kind == "card"]
     assert len(cards) == 1 and receiver.posts == []
-    assert not list((tmp_path / "data" / "notes").glob("*.md"))
     await llm_chat.press("reject", cards[0].approval_id)
     assert receiver.posts == [] and not list((tmp_path / "data" / "notes").glob("*.md"))
 
@@ -192,12 +199,15 @@ async def test_a_step_depending_on_a_later_step_is_refused(
 
 @pytest.mark.parametrize("accepted", [("json_schema", "function_calling", "json_mode"),
                                       ("function_calling", "json_mode"), ("json_mode",)])
+@pytest.mark.parametrize("refusal_status", [400, 500])
 async def test_auto_structured_output_finds_what_the_server_accepts_and_keeps_it(
         tmp_path: Path, openai: FakeOpenAI, receiver: WebhookReceiver,
-        accepted: tuple[str, ...]) -> None:
-    """Like llama.cpp's server, which refuses a json_schema response format: the first method
-    the server accepts is used, and kept for the next message."""
+        accepted: tuple[str, ...], refusal_status: int) -> None:
+    """Like llama.cpp's server, which refuses a json_schema response format (llama-cpp-python's
+    with HTTP 500): the first method the server accepts is used, and kept for the next
+    message."""
     openai.methods = accepted
+    openai.refusal_status = refusal_status
     app = await SoloApp.open(llm_settings(tmp_path, openai, receiver))
     chat = InMemoryAdapter()
     await app.add_adapter(chat, operators={"operator"})

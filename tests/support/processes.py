@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = "solo serve: running"
+
+
+async def solo(*args: str, stdin: str = "", env: dict | None = None, cwd: Path = ROOT,
+               timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run ``solo ARGS`` without blocking the loop (the fake servers live in it)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SOLO_")}
+    clean["PYTHONPATH"] = str(ROOT)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", *args, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**clean, **(env or {})}, cwd=cwd)
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout)
+    return subprocess.CompletedProcess(args, proc.returncode, out.decode(), err.decode())
 
 
 def write_serve_config(tmp_path: Path, telegram_section: str, extra: str = "") -> Path:
