@@ -65,6 +65,13 @@ _TAILS = re.compile(r"[\s,]*(?:on my (?:to-?do )?list|to my tasks|to the tasks|i
                     r"(?: to my tasks)?)\s*[.!?]?$", re.I)
 
 
+_TASK_ADD = re.compile(r"^(?:add|new|put|create|make|stick|task:|to-?do:|todo:)\b")
+_TASK_LIST = re.compile(r"^(?:show|list|what|which|my|tasks\b)|\b(?:open tasks|still have to do)\b")
+_TASK_DONE = re.compile(r"\b(?:mark(?:ed)?|tick(?:ed)? (?:it )?off|check(?:ed)? (?:it )?off|"
+                        r"cross(?:ed)? (?:it )?off|complete(?:d)?|finished|done with|is done|"
+                        r"as done|task done|done)\b")
+
+
 def strip_opening(text: str) -> str:
     """``text`` without fillers and politeness at its start ("um, can you …")."""
     previous = None
@@ -138,6 +145,14 @@ class SlotReader:
         return {"text": after_opening(text, _OPENINGS["remember"])}
 
     def _task(self, text: str) -> dict[str, Any]:
+        body = _corrected_prefix(strip_opening(text), words=4)
+        lowered = body.lower()
+        if _TASK_DONE.search(lowered) and not _TASK_ADD.match(lowered):
+            what = _TASK_DONE.sub(" ", lowered)
+            what = re.sub(r"\b(?:the|task|it|my|list|off|as|from|i|with)\b|[,.!?]", " ", what)
+            return {"command": "done", "text": " ".join(what.split())}
+        if _TASK_LIST.search(lowered) and not _TASK_ADD.match(lowered) and ":" not in body:
+            return {"command": "tasks"}
         quoted = QUOTED.search(text)
         if quoted:
             return {"text": quoted["q"]}
@@ -146,7 +161,7 @@ class SlotReader:
                          body, re.I)
         if match:
             return {"text": match["t"]}
-        return {"text": after_opening(text, _OPENINGS["task"])}
+        return {"text": re.sub(r"^to\s+", "", after_opening(text, _OPENINGS["task"]))}
 
     def _remind(self, text: str) -> dict[str, Any]:
         slots: dict[str, Any] = {}
@@ -272,7 +287,12 @@ class SlotReader:
         if when is not None:
             slots["when"] = when.at.isoformat()
             body = cut(body, when.spans)
-        slots["text"] = body.strip(" ,.?") or None
+        title = re.sub(r"^(?:please\s+)?(?:book|schedule|set up|put|add|create|pencil in|"
+                       r"arrange|plan|block)\s+(?:(?:an?|the|me)\s+)?(?:event:?\s+)?", "",
+                       body.strip(" ,.?"), flags=re.I)
+        title = re.sub(r"\s+(?:in|to|on) (?:my|the) calendar\b", "", title, flags=re.I)
+        title = re.sub(r"(?:\s+(?:for|on|at|in|from|by))+$", "", title, flags=re.I)
+        slots["text"] = (title[:1].upper() + title[1:]) if title else None
         return slots
 
     def _agenda(self, text: str) -> dict[str, Any]:

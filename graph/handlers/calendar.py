@@ -8,7 +8,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.calendar import CalendarConnector
+from connectors.calendar import CalendarConnector, CalendarEntry
 from graph.handlers.info import NOT_CONFIGURED
 from graph.slots import SlotReader
 from graph.state import DirectorDeps, Planned, PlanState, say
@@ -82,8 +82,21 @@ def _event(slots: dict[str, Any], calendar: CalendarConnector, now: datetime) ->
     return {"steps": [{"action": asdict(action)}]}
 
 
+def _best_match(tasks: list[CalendarEntry], words: str) -> CalendarEntry | None:
+    """The open task sharing the most words with ``words`` (None if none shares any)."""
+    wanted = set(words.lower().split())
+    scored = [(len(wanted & set(t.title.lower().split())), t) for t in tasks]
+    best = max(scored, key=lambda pair: pair[0], default=(0, None))
+    return best[1] if best[0] else None
+
+
 async def _task(slots: dict[str, Any], calendar: CalendarConnector) -> Planned:
     text = str(slots.get("text") or "").strip()
+    if slots.get("command") == "done":
+        chosen = _best_match(await calendar.open_tasks(), text)
+        if chosen is None:
+            return {"replies": [say(f"No open task matches {text!r}; /tasks lists them.")]}
+        return {"steps": [{"action": asdict(calendar.complete_task(chosen.uid, chosen.title))}]}
     if slots.get("command") != "tasks":
         if not text:
             return {"replies": [say("What is the task? /task TEXT")]}

@@ -110,6 +110,10 @@ async def test_new_mail_is_triaged_announced_and_answered_in_its_thread(
     assert fields["In reply to"] == "<q1@acme.example>"
     summary = "\n".join(s.text for s in await chat.say("/summary") if s.kind == "message")
     assert f"Mail needing a reply (1): #{mail_id} Dana Ruiz: Ship date?" in summary
+    # In plain words, offline: the thread is found by the sender's name.
+    card = only_card(await chat.say("reply to Dana that we ship on Friday"))
+    fields = {name: after for name, _, after in card.diffs[0]["fields"]}
+    assert fields["To"] == "dana@acme.example" and fields["Body"] == "we ship on Friday"
 
 
 async def test_a_mail_that_gives_orders_causes_nothing(
@@ -158,6 +162,11 @@ async def test_tasks_are_added_at_once_and_done_from_a_button(office, caldav_rig
     [(label, data)] = listed[-1].choices
     assert label.startswith("Done ") and "Renew the domain" in listed[-1].text
     done = await chat.press("choose", data)
+    assert any("receipt r" in s.text for s in done if s.kind == "message"), done
+    assert (await chat.say("/tasks"))[-1].text == "No open tasks."
+    await chat.say("add a task to file the VAT return")
+    assert "file the VAT return" in (await chat.say("what do I still have to do"))[-1].text
+    done = await chat.say("mark the VAT task as done")
     assert any("receipt r" in s.text for s in done if s.kind == "message"), done
     assert (await chat.say("/tasks"))[-1].text == "No open tasks."
 
@@ -221,3 +230,14 @@ async def test_a_model_that_obeys_a_mail_still_waits_for_approval(
         assert receiver.posts == []
     finally:
         await app.aclose()
+
+
+async def test_the_summary_lists_todays_events(clock, office, caldav_rig: MailRig) -> None:
+    chat, app, user = office  # the clock: Monday 2026-11-23 10:00 UTC (11:00 in Berlin)
+    card = only_card(await chat.say("/event today 15:00 Acme call"))
+    await chat.press("approve", card.approval_id)
+    card = only_card(await chat.say("/event tomorrow 9:00 Dentist for 1h"))
+    await chat.press("approve", card.approval_id)
+    summary = "\n".join(s.text for s in await chat.say("/summary") if s.kind == "message")
+    assert "Today: 15:00–15:30 Acme call" in summary and "Dentist" not in summary
+    assert "Mon 23 Nov" in (await chat.say("/agenda"))[0].text
