@@ -233,7 +233,7 @@ async def test_a_model_that_obeys_a_mail_still_waits_for_approval(
 
 
 async def test_the_summary_lists_todays_events(clock, office, caldav_rig: MailRig) -> None:
-    chat, app, user = office  # the clock: Monday 2026-11-23 10:00 UTC (11:00 in Berlin)
+    chat, _app, _user = office  # the clock: Monday 2026-11-23 10:00 UTC (11:00 in Berlin)
     card = only_card(await chat.say("/event today 15:00 Acme call"))
     await chat.press("approve", card.approval_id)
     card = only_card(await chat.say("/event tomorrow 9:00 Dentist for 1h"))
