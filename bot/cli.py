@@ -194,10 +194,12 @@ async def run_doctor(settings: Settings) -> int:
                              f"{settings.voice.base_url or 'the provider default'}")
         except Exception as exc:
             report(False, "speech to text", f"{exc}; check [voice] model")
-        for name, section in (("email", "[connectors.email] hosts, ports, security, username "
-                                        "and password"),
-                              ("calendar", "[connectors.calendar] url, calendar, username and "
-                                           "password")):
+        checks = [("email", "[connectors.email] hosts, ports, security, username and "
+                            "password"),
+                  ("calendar", "[connectors.calendar] url, calendar, username and password")]
+        checks += [(name, f"[connectors.mcp.{name.removeprefix('mcp:')}] command or url")
+                   for name in sorted(app.director.deps.connectors) if name.startswith("mcp:")]
+        for name, section in checks:
             connector = app.director.deps.connectors.get(name)
             if connector is None:
                 report(True, f"{name}: not configured")

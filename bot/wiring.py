@@ -25,6 +25,7 @@ from connectors.base import Connector
 from connectors.calendar import CalendarConnector
 from connectors.email import EmailConnector
 from connectors.mailbox import MailAccount
+from connectors.mcp import McpConnector, McpServer, McpServerConfig
 from connectors.notes import NotesVaultConnector
 from connectors.retry import RetryPolicy
 from connectors.webhooks import WebhookConnector
@@ -72,6 +73,10 @@ async def build_director(settings: Settings, stack: AsyncExitStack, *,
         checkpointer = await stack.enter_async_context(sqlite_checkpointer(Path(checkpoint_at)))
     client = await stack.enter_async_context(httpx.AsyncClient())
     connectors, webhooks = build_connectors(settings, client)
+    for connector in connectors.values():
+        if isinstance(connector, McpConnector):
+            connector.server.start()  # returns at once: a slow server holds nothing up
+            stack.push_async_callback(connector.server.stop)
     memory = await build_memory(settings, db, stack)
     local = build_understander(settings, memory.embeddings)
     timezone = ZoneInfo(settings.operator.timezone)
@@ -121,6 +126,13 @@ def build_connectors(settings: Settings,
             url=calendar.url, calendar=calendar.calendar, username=calendar.username,
             password=secret_value(calendar.password), client=client, retry=retry,
             timezone=ZoneInfo(settings.operator.timezone), timeout=calendar.timeout_seconds)
+    for name, server in settings.connectors.mcp.items():
+        connector = McpConnector(McpServer(name.lower(), McpServerConfig(
+            command=server.command, args=tuple(server.args), env=server.env, url=server.url,
+            headers=server.headers, include=tuple(server.include),
+            exclude=tuple(server.exclude), risk=dict(server.risk),
+            trust_annotations=server.trust_annotations, timeout=server.timeout_seconds)))
+        connectors[connector.name] = connector
     return connectors, webhooks
 
 

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -148,6 +155,30 @@ class CalendarSettings(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0)
 
 
+class McpSettings(BaseModel):
+    """One MCP tool server: ``command`` (+ ``args``, ``env``) for stdio, else ``url`` (+
+    ``headers``) for streamable HTTP."""
+
+    command: str = ""
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)
+    include: list[str] = Field(default_factory=list)
+    """Only these tools (empty: all not excluded)."""
+    exclude: list[str] = Field(default_factory=list)
+    risk: dict[str, Risk] = Field(default_factory=dict)
+    """Per tool; unlisted tools are high unless the server is trusted and says read-only."""
+    trust_annotations: bool = False
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> McpSettings:
+        if not self.command and not self.url:
+            raise ValueError("an MCP server needs command (stdio) or url (streamable HTTP)")
+        return self
+
+
 class ConnectorsSettings(BaseModel):
     """External systems the director acts on."""
 
@@ -155,6 +186,7 @@ class ConnectorsSettings(BaseModel):
     webhooks: dict[str, WebhookSettings] = Field(default_factory=dict)
     email: EmailSettings = Field(default_factory=EmailSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    mcp: dict[str, McpSettings] = Field(default_factory=dict)
     retry: RetrySettings = Field(default_factory=RetrySettings)
 
 

@@ -38,6 +38,12 @@ class PermanentError(ConnectorError):
     """The target refused the action for good (4xx, invalid input). Not retried."""
 
 
+class OutcomeUnknown(PermanentError):
+    """An effect was in flight when the process stopped and the target cannot be asked whether
+    it happened (nor is the action known to be safe to repeat): it is not repeated without the
+    operator."""
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
     """One step a plan asks a connector to perform.
@@ -139,9 +145,21 @@ class Connector(ABC):
         """
 
     @abstractmethod
-    async def reconcile(self, idempotency_key: str) -> Receipt | None:
-        """After a crash: the receipt if the effect keyed ``idempotency_key`` is known to have
-        happened, else ``None`` (the caller may then re-send under the same key)."""
+    async def reconcile(self, idempotency_key: str,
+                        action: Action | None = None) -> Receipt | None:
+        """After a crash: the receipt if the effect keyed ``idempotency_key`` (of ``action``)
+        is known to have happened, else ``None`` (the caller may then re-send under the same
+        key).
+
+        Raises:
+            PermanentError: it cannot be told, and sending again could double the effect; the
+                operator decides.
+        """
+
+    def suggested_risk(self, action: Action) -> str | None:
+        """The connector's own view of ``action``'s risk tier (e.g. from a trusted server's
+        tool annotations), used when config names none; ``None``: no view."""
+        return None
 
     async def compensate(self, receipt: Receipt) -> Action | None:
         """The action that takes back the effect ``receipt`` proves (proposed to the operator as

@@ -245,7 +245,8 @@ class CalendarConnector(Connector):
             self._raise(put)
         return self._receipt(key, summary, args["uid"], reconciled=False)
 
-    async def reconcile(self, idempotency_key: str) -> Receipt | None:
+    async def reconcile(self, idempotency_key: str,
+                        action: Action | None = None) -> Receipt | None:
         """The receipt if the event or task created under this key exists (by UID); ``None``
         otherwise — moves, cancels and completions are simply repeated, as they are
         idempotent."""

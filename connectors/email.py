@@ -204,7 +204,8 @@ class EmailConnector(Connector):
                 return False
             await asyncio.sleep(0.25)
 
-    async def reconcile(self, idempotency_key: str) -> Receipt | None:
+    async def reconcile(self, idempotency_key: str,
+                        action: Action | None = None) -> Receipt | None:
         """The receipt if the mail keyed ``idempotency_key`` reached the server (a copy in Sent
         or in the operator's INBOX, then filed in Sent), else ``None``."""
         message_id = message_id_for(idempotency_key, self.account.domain)

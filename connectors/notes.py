@@ -145,7 +145,8 @@ class NotesVaultConnector(Connector):
             return None
         return Action(kind=TRASH_KIND, connector=self.name, args={"file": path.name})
 
-    async def reconcile(self, idempotency_key: str) -> Receipt | None:
+    async def reconcile(self, idempotency_key: str,
+                        action: Action | None = None) -> Receipt | None:
         """The receipt if the note (or the trashed note) for this key is on disk."""
         trashed = sorted((self.path / TRASH_DIR).glob(f"*--undo-{_key_tag(idempotency_key)}.md")) \
             if (self.path / TRASH_DIR).is_dir() else []

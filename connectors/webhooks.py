@@ -122,6 +122,7 @@ class WebhookConnector(Connector):
                                  retry_after=parse_retry_after(response.headers.get("Retry-After")))
         raise PermanentError(f"{self.name}: HTTP {status}: {response.text[:200]}")
 
-    async def reconcile(self, idempotency_key: str) -> Receipt | None:
+    async def reconcile(self, idempotency_key: str,
+                        action: Action | None = None) -> Receipt | None:
         """A plain webhook cannot be asked; the caller re-sends under the same key."""
         return None

@@ -69,6 +69,10 @@ CATALOGUE: tuple[CommandSpec, ...] = (
     CommandSpec("task", "task", "/task TEXT", "add a task to the calendar (runs at once)"),
     CommandSpec("tasks", "task", "/tasks [done ID]", "open tasks, or mark one done",
                 "Open tasks"),
+    CommandSpec("tools", "tools", "/tools", "the tool servers (MCP) and their tools, with risk",
+                "Tool servers and their tools"),
+    CommandSpec("call", "tools", "/call SERVER.TOOL {JSON}",
+                "call a tool of a tool server (through the same approvals)"),
     CommandSpec("help", "help", "/help", "this list", "What I can do"),
     CommandSpec("start", "help", "/start", "", ""),  # Telegram sends it when a chat opens
 )

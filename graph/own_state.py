@@ -140,7 +140,8 @@ class OwnStateConnector(Connector):
                                ref=f"cancelled:{args['id']}",
                                summary=f"cancelled reminder {args['id']}")
 
-    async def reconcile(self, idempotency_key: str) -> Receipt | None:
+    async def reconcile(self, idempotency_key: str,
+                        action: Action | None = None) -> Receipt | None:
         """Nothing to look up: every write here is idempotent by its key, so the caller simply
         performs it again."""
         return None

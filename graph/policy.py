@@ -36,9 +36,10 @@ class Policy:
     approval_ttl: timedelta = timedelta(hours=24)
     undo_seconds: dict[str, int] = field(default_factory=dict)
 
-    def risk_for(self, action: Action) -> str:
-        """The risk tier of ``action``."""
-        return self.risk.get(action.connector) or self.risk.get(action.kind) or \
+    def risk_for(self, action: Action, suggested: str | None = None) -> str:
+        """The risk tier of ``action``; ``suggested`` is the connector's own view (an MCP
+        tool's configured or trusted tier), used after config and before the built-in tiers."""
+        return self.risk.get(action.connector) or self.risk.get(action.kind) or suggested or \
             BUILTIN_RISK.get(action.kind) or self.default_risk
 
     def undo_window(self, action: dict[str, Any]) -> timedelta:

@@ -9,6 +9,7 @@ from typing import Any
 
 from connectors.base import ConnectorError
 from connectors.calendar import CalendarConnector
+from connectors.mcp import McpConnector
 from graph.scheduler import REMINDER
 from graph.state import DirectorDeps, say
 from graph.timefmt import event_line
@@ -76,7 +77,15 @@ async def _calendar_and_mail(deps: DirectorDeps, now: datetime,
     for health in await deps.storage.health.all():
         if health.state != "ok":
             lines.append(f"{health.connector}: {health_text(health.state)} ({health.detail})")
+    lines += tool_servers_down(deps)
     return lines
+
+
+def tool_servers_down(deps: DirectorDeps) -> list[str]:
+    """A line per MCP server that is not up (it is being restarted with backoff)."""
+    return [f"{name}: {health_text('down')} ({connector.server.detail or 'starting'})"
+            for name, connector in sorted(deps.connectors.items())
+            if isinstance(connector, McpConnector) and connector.server.state != "ok"]
 
 
 def health_text(state: str) -> str:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from graph.commands import BY_NAME
 
+COMMAND_ONLY = ("tools",)
+"""Intents reached only by their commands (``/tools``, ``/call``), never guessed from text."""
 INTENTS = ("note", "send", "remind", "remember", "recall", "forget", "summary", "status",
            "approvals", "audit", "budget", "help", "smalltalk", "plans", "email", "reply",
            "inbox", "agenda", "event", "task", "playbook", "unknown")
@@ -24,7 +27,7 @@ class Intent:
     """What a message asks for, with the fixed names of DESIGN §6.
 
     Attributes:
-        name: one of :data:`INTENTS`.
+        name: one of :data:`INTENTS` (or :data:`COMMAND_ONLY`).
         slots: ``text``, ``webhook``, ``when``, ``query``, ``id``; ``error`` when a command was
             malformed (the message says how to write it), ``command`` for the command typed.
         confidence: 0..1.
@@ -88,6 +91,8 @@ def parse_command(text: str) -> Intent | None:
             return _usage(command, "/reply ID TEXT  (ids are in /inbox)")
         slots = {"id": ident.lstrip("#")}
         return Intent("reply", slots | ({"text": said.strip()} if said.strip() else {}))
+    if command == "call":
+        return _call_command(command, rest)
     if intent in ("agenda", "event", "task"):
         if intent == "event" and not rest:
             return _usage(command, "/event WHEN TITLE  (e.g. /event tomorrow 15:00 Acme call "
@@ -103,6 +108,24 @@ def parse_command(text: str) -> Intent | None:
             slots[key] = rest
         return Intent(intent, slots)
     return Intent(intent, {"command": command} if command != intent else {})
+
+
+def _call_command(command: str, rest: str) -> Intent:
+    """``/call SERVER.TOOL {JSON}`` (no JSON: no arguments)."""
+    target, _, raw = rest.partition(" ")
+    server, _, tool = target.partition(".")
+    usage = "/call SERVER.TOOL {JSON}  (e.g. /call time.get_current_time " \
+            '{"timezone": "Europe/Berlin"}; /tools lists them)'
+    if not server or not tool:
+        return _usage(command, usage)
+    try:
+        arguments = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as exc:
+        return _usage(command, f"{usage} — the arguments are not JSON ({exc.msg})")
+    if not isinstance(arguments, dict):
+        return _usage(command, f"{usage} — the arguments must be a JSON object")
+    return Intent("tools", {"command": command, "server": server.lower(), "tool": tool,
+                            "arguments": arguments})
 
 
 def _email_command(command: str, rest: str) -> Intent:

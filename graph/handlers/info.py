@@ -8,7 +8,7 @@ from typing import Any
 
 from graph.commands import example_for, help_text
 from graph.state import DirectorDeps, say
-from graph.summary import daily_summary, health_text
+from graph.summary import daily_summary, health_text, tool_servers_down
 from graph.timefmt import when_text
 from graph.understanding import Intent
 
@@ -57,6 +57,7 @@ async def answer_question(intent: Intent, deps: DirectorDeps) -> list[dict[str, 
             if health.state != "ok":
                 lines.append(f"{health.connector}: {health_text(health.state)} since "
                              f"{when_text(health.since, tz)} ({health.detail})")
+        lines += tool_servers_down(deps)
         return [say("\n".join(lines))]
     if intent.name == "approvals":
         pending = await storage.approvals.pending()

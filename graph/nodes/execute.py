@@ -11,7 +11,14 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from connectors.base import Action, AuthError, ConnectorError, PermanentError, Receipt
+from connectors.base import (
+    Action,
+    AuthError,
+    ConnectorError,
+    OutcomeUnknown,
+    PermanentError,
+    Receipt,
+)
 from graph.state import DirectorDeps, PlanState, action_hash, idempotency_key_for
 
 
@@ -70,14 +77,14 @@ async def _run_step(state: PlanState, deps: DirectorDeps, index: int,
              "plan_id": plan_id, "intent": state["intent"]["intent"], "connector": action.connector,
              "idempotency_key": key}
     receipt: Receipt | None = None
-    if earlier_attempts:
-        # An earlier attempt may have reached the target before a crash: ask it first.
-        receipt = await connector.reconcile(key)
     try:
+        if earlier_attempts:
+            # An earlier attempt may have reached the target before a crash: ask it first.
+            receipt = await connector.reconcile(key, action)
         if receipt is None:
             receipt = await connector.execute(action, idempotency_key=key)
     except ConnectorError as exc:
-        error = _describe_failure(exc, action)
+        error = _describe_failure(exc, action, plan_id)
         await outbox.fail(key, error=error, audit={
             **audit, "decision": "failed", "dedup_key": f"{key}:outcome",
             "detail": {"error": error}})
@@ -88,7 +95,10 @@ async def _run_step(state: PlanState, deps: DirectorDeps, index: int,
     return {"status": "done", "receipt": receipt.to_dict()}
 
 
-def _describe_failure(exc: ConnectorError, action: Action) -> str:
+def _describe_failure(exc: ConnectorError, action: Action, plan_id: str) -> str:
+    if isinstance(exc, OutcomeUnknown):
+        return (f"{exc}. Nothing more is sent on its own: /retry {plan_id} calls it again "
+                "under the same key; leaving it changes nothing.")
     if isinstance(exc, AuthError):
         return f"{exc}. Reconnect {action.connector} (check its credentials in the config)."
     if isinstance(exc, PermanentError):

@@ -37,7 +37,7 @@ async def gate_steps(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[s
             diff = await connector.preview(action)
         except ConnectorError as exc:
             return {"steps": [], "replies": [say(f"Cannot do that: {exc}")]}
-        risk = deps.policy.risk_for(action)
+        risk = deps.policy.risk_for(action, connector.suggested_risk(action))
         if step.get("external") and risk == "low":
             risk = "medium"  # derived while outside text was in the prompt
         steps.append({**step, "risk": risk, "diff": diff.to_dict()})

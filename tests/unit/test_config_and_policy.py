@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from bot.wiring import build_policy, database_urls
 from config import ConfigError, Settings, load_settings
-from config.settings import WebhookSettings
+from config.settings import McpSettings, WebhookSettings
 from connectors.base import Action
 from graph.policy import RISKS, Policy
 
@@ -33,6 +33,9 @@ def test_example_config_loads_and_documents_every_section(monkeypatch) -> None:
             elif prefix == "connectors." and key == "webhooks":
                 assert "[connectors.webhooks." in text
                 check(WebhookSettings, "connectors.webhooks.NAME.")
+            elif prefix == "connectors." and key == "mcp":
+                assert "[connectors.mcp." in text
+                check(McpSettings, "connectors.mcp.NAME.")
             else:
                 assert f"\n{key} =" in text or f"# {key} =" in text, f"{prefix}{key}"
 

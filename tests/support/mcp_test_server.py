@@ -1,0 +1,64 @@
+"""An MCP server of our own (the official SDK's MCPServer, over stdio) for the cases the
+reference servers lack: a tool that appends a line to a file (not idempotent; every call is
+counted), a slow one that appends and then takes its time, a slow read-only tool, a tool that
+kills its server mid-call, and — with ``--hang`` — a server that never answers ``initialize``.
+
+Run as ``python -m tests.support.mcp_test_server LEDGER [--hang]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
+
+
+def build(ledger: Path) -> MCPServer:
+    """The server; ``ledger`` receives one line per ``append_line`` call."""
+    server = MCPServer("solo-test-tools")
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, idempotent_hint=False))
+    def append_line(text: str) -> str:
+        """Append a line of text to the ledger file (not idempotent: each call adds one)."""
+        with ledger.open("a") as out:
+            out.write(text + "\n")
+        return f"appended {text!r}"
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, idempotent_hint=False))
+    def slow_append(text: str, seconds: float = 30.0) -> str:
+        """Append a line to the ledger, then take some seconds to answer (not idempotent)."""
+        with ledger.open("a") as out:
+            out.write(text + "\n")
+        time.sleep(seconds)
+        return f"appended {text!r}"
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True))
+    def slow_echo(text: str, seconds: float = 0.0) -> str:
+        """Echo the text after waiting some seconds (read-only)."""
+        time.sleep(seconds)
+        return text
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False))
+    def crash(text: str) -> str:
+        """Write the text to the ledger, then die before answering."""
+        with ledger.open("a") as out:
+            out.write(f"crash:{text}\n")
+        os._exit(3)
+
+    return server
+
+
+def main() -> None:
+    """Serve over stdio (or hang forever with ``--hang``)."""
+    if "--hang" in sys.argv:
+        asyncio.run(asyncio.Event().wait())
+    build(Path(sys.argv[1])).run("stdio")
+
+
+if __name__ == "__main__":
+    main()
