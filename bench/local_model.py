@@ -13,7 +13,7 @@ first ``--per-family`` messages of every family of the corpus:
 Printed: intent accuracy, slot accuracy, seconds per message (p50), how many model calls.
 The clock is pinned to the corpus's reference time for the whole run.
 
-Usage: python -m bench.local_model --server-python PY --model FILE [--per-family N]
+Usage: python -m bench.local_model --server-python PY --model FILE [--per-family N] [--limit N]
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ async def main(args: argparse.Namespace) -> None:
         if seen.get(example.family, 0) < args.per_family:
             seen[example.family] = seen.get(example.family, 0) + 1
             sample.append(example)
+    if args.limit and len(sample) > args.limit:
+        step = len(sample) / args.limit
+        sample = [sample[int(i * step)] for i in range(args.limit)]
 
     proc, base = start_model_server(args.server_python, args.model,
                                     Path(tempfile.gettempdir()) / "solo-bench-model.log")
@@ -97,7 +100,8 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         proc.kill()
         await db.aclose()
-    print(f"\n{len(sample)} messages ({args.per_family} per family, {len(seen)} families), "
+    print(f"\n{len(sample)} messages (at most {args.per_family} per family, of {len(seen)} "
+          "families), "
           f"model {os.path.basename(args.model)}, structured output: {llm.method}")
     print(f"{'understander':<24}{'intent':>8}{'chat≡':>8}{'slots':>8}{'p50 s':>8}{'calls':>7}")
     for name, r in results.items():
@@ -116,6 +120,8 @@ if __name__ == "__main__":
     parser.add_argument("--model", default=os.environ.get("SOLO_TEST_LLAMA_MODEL"))
     parser.add_argument("--per-family", type=int, default=1)
     parser.add_argument("--local-confidence", type=float, default=0.9)
+    parser.add_argument("--limit", type=int, default=0,
+                        help="at most this many messages, spread evenly over the families")
     parsed = parser.parse_args()
     if not parsed.server_python or not parsed.model:
         print("bench.local_model not run: it needs --server-python and --model (or "

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from langchain_core.embeddings import Embeddings
 
 from graph.intent_model import IntentModel, corpus_hash, features
-from graph.slots import SlotReader
+from graph.slots import CHANGE_EVENT, SlotReader, strip_opening
 from graph.understanding import EFFECTFUL, Intent, parse_command
 
 CHAT = ("smalltalk", "unknown")
@@ -30,6 +30,9 @@ LABELLED = re.compile(r"^\s*(?P<label>note|notes|note to self|quick note|reminde
 STRICTER = {"remember": 0.6}
 """A plain statement ("the printer in Kreuzberg is cheap") reads much like a fact to keep, and
 a kept fact runs at once: without a clear lead it asks first."""
+UNTIMED_EVENT = 0.8
+"""A booking names a time: an "event" read in a message with no time and no change verb
+("what's 17 times 23") needs this confidence, else it asks."""
 _WORDS = re.compile(r"[^\W\d_]{2,}")
 LABELS = {"note": "note", "notes": "note", "note to self": "note", "quick note": "note",
           "reminder": "remind", "fact": "remember", "task": "task", "todo": "task",
@@ -109,10 +112,14 @@ class LocalUnderstander:
         needed = max(needed, STRICTER.get(name, 0.0))
         if name in EFFECTFUL and (not _WORDS.search(request) or len(request.split()) < 2):
             needed = 1.01  # "123 456", "x": too little said to act on; ask instead
+        slots = self.slots(name, request)
+        if name == "event" and "when" not in slots and \
+                not CHANGE_EVENT.match(strip_opening(request)):
+            needed = max(needed, UNTIMED_EVENT)
         if confidence < needed:
             return Intent("unknown", {"text": text, "choices": [name, runner_up]},
                           round(confidence, 3))
-        return Intent(name, self.slots(name, request), round(confidence, 3))
+        return Intent(name, slots, round(confidence, 3))
 
     def classify(self, text: str) -> tuple[str, float, str, str]:
         """The likeliest intent, its probability, and the two likeliest requests after it."""

@@ -65,6 +65,10 @@ _TAILS = re.compile(r"[\s,]*(?:on my (?:to-?do )?list|to my tasks|to the tasks|i
                     r"(?: to my tasks)?)\s*[.!?]?$", re.I)
 
 
+CHANGE_EVENT = re.compile(
+    r"^(?:please\s+)?(?P<verb>move|reschedule|push|shift|postpone|bring forward|cancel|"
+    r"call off|delete|remove|drop)\b\s*(?:the|my|our)?\s*", re.I)
+"""A message that moves or cancels an event rather than booking one."""
 _TASK_ADD = re.compile(r"^(?:add|new|put|create|make|stick|task:|to-?do:|todo:)\b")
 _TASK_LIST = re.compile(r"^(?:show|list|what|which|my|tasks\b)|\b(?:open tasks|still have to do)\b")
 _TASK_DONE = re.compile(r"\b(?:mark(?:ed)?|tick(?:ed)? (?:it )?off|check(?:ed)? (?:it )?off|"

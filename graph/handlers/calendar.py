@@ -4,16 +4,17 @@ listing and completing tasks (``task``)."""
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.calendar import CalendarConnector, CalendarEntry
 from graph.handlers.info import NOT_CONFIGURED
-from graph.slots import SlotReader
+from graph.slots import CHANGE_EVENT, SlotReader, strip_opening
 from graph.state import DirectorDeps, Planned, PlanState, say
 from graph.timefmt import event_line
-from graph.timeparse import parse_when
+from graph.timeparse import cut, parse_when
 from graph.understanding import Intent
 from memory.models import utcnow
 
@@ -46,7 +47,7 @@ async def answer_calendar(intent: Intent, state: PlanState, deps: DirectorDeps) 
     if intent.name == "agenda":
         return await _agenda(slots, calendar, now)
     if intent.name == "event":
-        return _event(slots, calendar, now)
+        return await _event(slots, calendar, now, str(state["inbound"].get("text", "")))
     return await _task(slots, calendar)
 
 
@@ -68,7 +69,52 @@ async def _agenda(slots: dict[str, Any], calendar: CalendarConnector, now: datet
                                                       for e in events]))]}
 
 
-def _event(slots: dict[str, Any], calendar: CalendarConnector, now: datetime) -> Planned:
+_STOPWORDS = {"to", "on", "at", "for", "from", "the", "my", "our", "a", "an", "with", "event",
+              "meeting", "appointment", "calendar", "in", "of"}
+HORIZON = timedelta(days=60)
+
+
+async def _change_event(said: str, slots: dict[str, Any], calendar: CalendarConnector,
+                        now: datetime) -> Planned | None:
+    """"move the Acme call to 4pm", "cancel the dentist": the event is found by the words of
+    its title among the next two months' events; None when the message is not a change."""
+    said = strip_opening(said)
+    change = CHANGE_EVENT.match(said)
+    if change is None:
+        return None
+    cancel = change["verb"].lower() in ("cancel", "call off", "delete", "remove", "drop")
+    rest = said[change.end():]
+    when = parse_when(rest, now=now)
+    words = set(re.findall(r"[\w'-]+", (cut(rest, when.spans) if when else rest).lower()))
+    words -= _STOPWORDS
+    events = await calendar.events_between(now, now + HORIZON)
+    scored = [(len(words & set(e.title.lower().split())), e) for e in events]
+    best = max(scored, key=lambda pair: pair[0], default=(0, None))
+    event = best[1] if best[0] else None
+    if event is None or event.start is None or event.end is None:
+        return {"replies": [say(f"No event in the next two months matches {rest!r}; "
+                                "/agenda DATE shows a day.")]}
+    if cancel:
+        return {"steps": [{"action": asdict(calendar.cancel_event(event.uid, event.title))}]}
+    if when is None or when.at <= now:
+        return {"replies": [say(f"Move {event.title!r} to when? e.g. \"move {event.title} to "
+                                "tomorrow at 4pm\".")]}
+    start = when.at
+    if not re.search(r"\d{1,2}(?::\d{2})?\s*(?:am|pm)?|noon|morning|afternoon|evening",
+                     rest, re.I) and start.time() != event.start.astimezone(now.tzinfo).time():
+        # "move it to friday": same time of day, another day
+        start = datetime.combine(start.date(), event.start.astimezone(now.tzinfo).time(),
+                                 now.tzinfo)
+    return {"steps": [{"action": asdict(calendar.move_event(
+        event.uid, event.title, start, start + (event.end - event.start)))}]}
+
+
+async def _event(slots: dict[str, Any], calendar: CalendarConnector, now: datetime,
+                 said: str) -> Planned:
+    changed = await _change_event(slots.get("text", said) if slots.get("command") == "event"
+                                  else said, slots, calendar, now)
+    if changed is not None:
+        return changed
     if slots.get("command") == "event" and slots.get("text"):
         slots = SlotReader(webhooks=[], now=lambda: now).read("event", slots["text"])
     if not slots.get("when") or not slots.get("text"):

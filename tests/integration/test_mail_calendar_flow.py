@@ -241,3 +241,14 @@ async def test_the_summary_lists_todays_events(clock, office, caldav_rig: MailRi
     summary = "\n".join(s.text for s in await chat.say("/summary") if s.kind == "message")
     assert "Today: 15:00–15:30 Acme call" in summary and "Dentist" not in summary
     assert "Mon 23 Nov" in (await chat.say("/agenda"))[0].text
+    # Moved and cancelled in plain words, each through a card.
+    card = only_card(await chat.say("move the Acme call to tomorrow at 4pm"))
+    assert card.diffs[0]["title"] == 'Move "Acme call"'
+    assert "Tue 24 Nov 16:00–16:30" in dict(
+        (n, a) for n, _, a in card.diffs[0]["fields"])["When"]
+    await chat.press("approve", card.approval_id)
+    assert "16:00–16:30 Acme call" in (await chat.say("/agenda tomorrow"))[0].text
+    card = only_card(await chat.say("cancel the dentist appointment"))
+    assert card.diffs[0]["title"] == 'Cancel event "Dentist"'
+    await chat.press("approve", card.approval_id)
+    assert "Dentist" not in (await chat.say("/agenda tomorrow"))[0].text
