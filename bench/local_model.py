@@ -62,10 +62,10 @@ async def main(args: argparse.Namespace) -> None:
         step = len(sample) / args.limit
         sample = [sample[int(i * step)] for i in range(args.limit)]
 
-    proc, base = start_model_server(args.server_python, args.model,
-                                    Path(tempfile.gettempdir()) / "solo-bench-model.log")
-    db = open_database("sqlite:///:memory:")
+    scratch = Path(tempfile.mkdtemp(prefix="solo-bench-model-"))
+    db = open_database(f"sqlite:///{scratch / 'audit.sqlite3'}")
     await db.migrate()
+    proc, base = start_model_server(args.server_python, args.model, scratch / "server.log")
     try:
         meter = BudgetMeter(storage=Storage(db), timezone=ZONE, prices=Prices(0, 0),
                             caps=Caps(1e9, 1e9, 1e9))
