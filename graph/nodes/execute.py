@@ -88,7 +88,7 @@ async def _run_step(state: PlanState, deps: DirectorDeps, index: int,
         await outbox.fail(key, error=error, audit={
             **audit, "decision": "failed", "dedup_key": f"{key}:outcome",
             "detail": {"error": error}})
-        return {"status": "failed", "error": error}
+        return {"status": "failed", "error": error, "unknown": isinstance(exc, OutcomeUnknown)}
     await outbox.finish(key, receipt=receipt.to_dict(), audit={
         **audit, "decision": "executed", "receipt_id": receipt.id,
         "dedup_key": f"{key}:outcome", "detail": {"summary": receipt.summary}})

@@ -31,6 +31,10 @@ async def compose_reply(state: PlanState, runtime: Runtime[DirectorDeps]) -> dic
             lines.append(f"{result['status'].capitalize()}: {title} — nothing was sent.")
     if lines:
         replies.append(say("\n".join(lines)))
+    if any(result.get("unknown") for result in state.get("results", [])):
+        # Whether it happened cannot be told: the operator decides; leaving it is "drop".
+        replies.append({"kind": "choice", "text": "Try it again under the same key?",
+                        "run": [("Try again", f"/retry {state['plan_id']}")]})
     if state.get("approval_id"):
         replies.append({"kind": "card_update", "approval_id": state["approval_id"]})
     return {"replies": replies}

@@ -33,6 +33,7 @@ async def test_a_call_in_flight_at_a_crash_is_never_repeated_silently(tmp_path: 
     try:
         told = await again.wait_for("outcome of box.slow_append is unknown")
         assert "Nothing more is sent on its own: /retry p" in again.lines[told]
+        await again.wait_for("Try again", start=told)  # the decision, as a button
         await again.sync()
         assert ledger.read_text() == "pay supplier\n"  # not called again
     finally:
