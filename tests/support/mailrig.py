@@ -39,6 +39,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_environment() -> dict[str, str]:
+    """The environment of a server process: ours, without libfaketime. The servers are the
+    outside world, with their own clocks (a real mail server's is not shifted with ours); under
+    ``faketime`` Dovecot stalled for minutes at a time on CI."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAKETIME")}
+    preload = [p for p in env.get("LD_PRELOAD", "").split(":") if p and "faketime" not in p]
+    if preload:
+        env["LD_PRELOAD"] = ":".join(preload)
+    else:
+        env.pop("LD_PRELOAD", None)
+    return {**env, "PYTHONUNBUFFERED": "1"}
+
+
 def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -193,8 +206,7 @@ class MailRig:
         log = self.root / log_name
         with log.open("ab") as out:  # never a pipe: a full pipe blocks the server
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                    start_new_session=True)
+                                    env=server_environment(), start_new_session=True)
         self._procs.append(proc)
         _wait_port(port, proc, log)
 
