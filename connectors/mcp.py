@@ -87,7 +87,6 @@ class McpTool:
     schema: dict[str, Any]
     read_only: bool | None = None
     idempotent: bool | None = None
-    destructive: bool | None = None
 
 
 class McpServer:
@@ -221,8 +220,7 @@ def _tool(listed: Any) -> McpTool:
     return McpTool(name=listed.name, description=(listed.description or "").strip(),
                    schema=dict(listed.input_schema or {}),
                    read_only=getattr(hints, "read_only_hint", None),
-                   idempotent=getattr(hints, "idempotent_hint", None),
-                   destructive=getattr(hints, "destructive_hint", None))
+                   idempotent=getattr(hints, "idempotent_hint", None))
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,5 +1,5 @@
-"""Calendar and tasks: the agenda of a day (``agenda``), booking an event (``event``), adding,
-listing and completing tasks (``task``)."""
+"""Calendar and tasks: the agenda of a day (``agenda``), booking, moving and cancelling an event
+(``event``), adding, listing and completing tasks (``task``)."""
 
 from __future__ import annotations
 
