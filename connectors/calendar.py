@@ -78,6 +78,20 @@ def _aware(value: date | datetime | None, zone: ZoneInfo) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=zone)
 
 
+def _ical(component: Event | Todo, uid: str, summary: str, **properties: Any) -> bytes:
+    """One event or task as a VCALENDAR document."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    component.add("uid", uid)
+    component.add("summary", summary)
+    component.add("dtstamp", datetime.now(UTC))
+    for name, value in properties.items():
+        component.add(name, value)
+    calendar.add_component(component)
+    return calendar.to_ical()
+
+
 def _parse_time(value: Any, what: str) -> datetime:
     try:
         moment = datetime.fromisoformat(str(value))
@@ -339,29 +353,11 @@ class CalendarConnector(Connector):
                                ref=uid, reconciled=reconciled)
 
     def _event(self, uid: str, title: str, start: datetime, end: datetime) -> bytes:
-        calendar = Calendar()
-        calendar.add("prodid", PRODID)
-        calendar.add("version", "2.0")
-        event = Event()
-        event.add("uid", uid)
-        event.add("summary", title)
-        event.add("dtstamp", datetime.now(UTC))
-        event.add("dtstart", start.astimezone(UTC))
-        event.add("dtend", end.astimezone(UTC))
-        calendar.add_component(event)
-        return calendar.to_ical()
+        return _ical(Event(), uid, title, dtstart=start.astimezone(UTC),
+                     dtend=end.astimezone(UTC))
 
     def _todo(self, uid: str, text: str) -> bytes:
-        calendar = Calendar()
-        calendar.add("prodid", PRODID)
-        calendar.add("version", "2.0")
-        todo = Todo()
-        todo.add("uid", uid)
-        todo.add("summary", text)
-        todo.add("dtstamp", datetime.now(UTC))
-        todo.add("status", "NEEDS-ACTION")
-        calendar.add_component(todo)
-        return calendar.to_ical()
+        return _ical(Todo(), uid, text, status="NEEDS-ACTION")
 
     async def _put_new(self, uid: str, body: bytes) -> bool:
         """PUT only if nothing has this UID yet; True if this call created it."""

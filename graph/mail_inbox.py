@@ -78,11 +78,10 @@ class MailInbox:
                 if len(batch) < BATCH:
                     break
         except AuthError as exc:
-            return await self._health(targets, "auth", str(exc), notices)
+            return await self._announce(targets, "auth", str(exc), notices)
         except TransientError as exc:
-            return await self._health(targets, "down", str(exc), notices)
-        replies = await self._health(targets, "ok", "", notices)
-        return replies
+            return await self._announce(targets, "down", str(exc), notices)
+        return await self._announce(targets, "ok", "", notices)
 
     async def _first_cursor(self) -> tuple[int | None, int]:
         validity, newest = await self.email.mailbox.newest_uids(FIRST_POLL)
@@ -109,8 +108,9 @@ class MailInbox:
                           f"{mail.message_id}"}])
         return mail_id if verdict.label == "needs_reply" else None
 
-    async def _health(self, targets: list[tuple[str, str]], state: str, detail: str,
-                      notices: list[tuple[int, FetchedMail]]) -> list[Reply]:
+    async def _announce(self, targets: list[tuple[str, str]], state: str, detail: str,
+                        notices: list[tuple[int, FetchedMail]]) -> list[Reply]:
+        """One notice per new mail needing a reply, and the health change if there is one."""
         replies = []
         for mail_id, mail in notices:
             if not await self.storage.mail.mark_notified(mail_id):
