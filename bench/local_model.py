@@ -70,7 +70,7 @@ async def main(args: argparse.Namespace) -> None:
         meter = BudgetMeter(storage=Storage(db), timezone=ZONE, prices=Prices(0, 0),
                             caps=Caps(1e9, 1e9, 1e9))
         model = init_chat_model("openai:local", base_url=base, api_key="local", timeout=300,
-                                max_retries=0, max_tokens=600)
+                                max_retries=0, max_tokens=600, temperature=0)
         llm = LLMUnderstander(model=model, model_name="local", meter=meter, webhooks=WEBHOOKS,
                               zone=ZONE.key, breaker_failures=10**6)
         calls = {"model": 0, "local_first": 0}

@@ -183,8 +183,10 @@ def build_llm_understander(settings: Settings, meter: BudgetMeter) -> LLMUnderst
         return None
     from langchain.chat_models import init_chat_model
 
+    # Temperature 0: the same message gets the same plan (servers such as llama.cpp's sample
+    # at 0.8 when none is sent; LangChain drops it for models that take only their default).
     kwargs: dict[str, Any] = {"timeout": llm.timeout_seconds, "max_retries": 0,
-                              "max_tokens": llm.max_output_tokens}
+                              "max_tokens": llm.max_output_tokens, "temperature": 0}
     if llm.base_url:
         kwargs["base_url"] = llm.base_url
     if llm.api_key is not None:

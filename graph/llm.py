@@ -49,6 +49,8 @@ Answer with one JSON object and nothing else: {{"intent": ..., "slots": {{...}},
 "confidence": 0..1, "steps": [{{"action": ..., "text": ..., "webhook": ...,
 "depends_on": [...]}}]}}.
 """
+MAX_STEPS = 8
+"""The most steps one plan may have."""
 METHODS = ("json_schema", "function_calling", "json_mode")
 """Structured-output methods, strongest first (``auto`` tries them in this order)."""
 
@@ -60,17 +62,21 @@ class PlanStep(BaseModel):
     text: str
     webhook: str | None = None
     depends_on: list[int] | None = Field(
-        default=None, description="steps this one needs; omitted: the step before it")
+        default=None, max_length=MAX_STEPS,
+        description="steps this one needs; omitted: the step before it")
     cost_estimate_usd: float = 0.0
 
 
 class ModelPlan(BaseModel):
     """What the model returns (structured output)."""
 
-    intent: str = Field(description="one of the listed intents")
+    # The schema names every intent and bounds every list: a server that constrains decoding
+    # to the schema (llama.cpp's grammars) then cannot invent an intent or ramble until the
+    # token cap (both seen with a 1.5B model).
+    intent: Literal[INTENTS] = Field(description="one of the listed intents")  # type: ignore[valid-type]
     slots: dict[str, str] = Field(default_factory=dict)
     confidence: float = Field(ge=0, le=1)
-    steps: list[PlanStep] = Field(default_factory=list)
+    steps: list[PlanStep] = Field(default_factory=list, max_length=MAX_STEPS)
 
 
 class MethodRefused(Exception):
