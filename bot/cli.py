@@ -1,4 +1,4 @@
-"""The ``solo`` command: ``chat``, ``serve``, ``understand``."""
+"""The ``solo`` command: ``chat``, ``serve``, ``understand``, ``doctor``, ``mcp``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+from contextlib import AsyncExitStack
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,11 +18,16 @@ import structlog
 from bot.adapters.console import ConsoleAdapter
 from bot.app import SoloApp
 from bot.datadir import PRIVATE_UMASK
-from bot.wiring import build_adapters, build_understander
+from bot.mcp_server import build_server as build_mcp_server
+from bot.mcp_server import require_token
+from bot.wiring import build_adapters, build_memory, build_understander, open_state
 from config import ConfigError, Settings, load_settings
 from memory.embeddings import StaticEmbeddings
+from memory.stores import Storage
 
 log = logging.getLogger(__name__)
+MIN_TOKEN = 16
+"""The shortest ``SOLO_MCP_TOKEN`` ``solo mcp --http`` accepts."""
 
 
 # Per-request logs of HTTP clients would print URLs that carry the Telegram token.
@@ -211,6 +217,31 @@ async def run_doctor(settings: Settings) -> int:
     return 1 if problems else 0
 
 
+async def run_mcp(settings: Settings, *, port: int | None, host: str) -> int:
+    """``solo mcp``: Solo OS as an MCP server (see :mod:`bot.mcp_server`) over stdio, or over
+    streamable HTTP on ``host:port`` behind the bearer token in ``SOLO_MCP_TOKEN``."""
+    token = os.environ.get("SOLO_MCP_TOKEN", "")
+    if port is not None and len(token) < MIN_TOKEN:
+        print(f"solo mcp: --http needs SOLO_MCP_TOKEN set to a secret of at least {MIN_TOKEN} "
+              "characters (every request must carry it as a bearer token)", file=sys.stderr)
+        return 2
+    async with AsyncExitStack() as stack:
+        db = await open_state(settings, stack)
+        memory = await build_memory(settings, db, stack)
+        server = build_mcp_server(storage=Storage(db), memory=memory,
+                                  timezone=ZoneInfo(settings.operator.timezone))
+        if port is None:
+            await server.run_stdio_async()
+            return 0
+        import uvicorn
+
+        app = require_token(server.streamable_http_app(host=host), token)
+        print(f"solo mcp: serving http://{host}:{port}/mcp", file=sys.stderr, flush=True)
+        await uvicorn.Server(uvicorn.Config(app, host=host, port=port,
+                                            log_level="warning")).serve()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``solo`` console script."""
     # Everything this process writes (databases, their WAL files, notes, logs, model files) is
@@ -232,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     understand = sub.add_parser("understand", parents=[config_after],
                                 help="print the intent of TEXT as JSON")
     understand.add_argument("text", help="a message, or - to read one per line from stdin")
+    mcp = sub.add_parser("mcp", parents=[config_after],
+                         help="serve Solo OS to outside agents over MCP (stdio by default)")
+    mcp.add_argument("--http", type=int, metavar="PORT",
+                     help="serve streamable HTTP on PORT instead (needs SOLO_MCP_TOKEN)")
+    mcp.add_argument("--host", default="127.0.0.1", help="with --http (default 127.0.0.1)")
     args = parser.parse_args(argv)
 
     try:
@@ -241,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "understand":
         return asyncio.run(run_understand(settings, args.text))
+    if args.command == "mcp":
+        # stdout is the protocol's channel over stdio: the log goes to a file.
+        _configure_logging(to_file=settings.storage.data_dir / "solo-mcp.log",
+                           level=logging.INFO)
+        return asyncio.run(run_mcp(settings, port=args.http, host=args.host))
     if args.command == "doctor":
         _configure_logging(to_file=None, level=logging.WARNING)
         return asyncio.run(run_doctor(settings))

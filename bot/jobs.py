@@ -1,5 +1,5 @@
-"""The jobs loop: due jobs (reminders, the daily summary, plans released from an undo window),
-the escalation ladder for unanswered cards, and housekeeping.
+"""The jobs loop: due jobs (reminders, the daily summary, plans released from an undo window,
+proposals of outside agents), the escalation ladder for unanswered cards, and housekeeping.
 
 Everything it produces goes out through the app's ``deliver``; the jobs themselves live in the
 ``jobs`` table, so a restart loses none and two instances never run one twice.
@@ -17,12 +17,14 @@ from zoneinfo import ZoneInfo
 from config import Settings
 from connectors.email import EmailConnector
 from graph.director import RELEASE, Director
-from graph.events import Reply
+from graph.events import PROPOSAL, Inbound, Reply
 from graph.mail_inbox import MailInbox
 from graph.scheduler import SUMMARY, Defer, Scheduler, in_quiet_hours, next_occurrence
 from memory.models import Job, utcnow
 
 log = logging.getLogger(__name__)
+PROPOSAL_RETRY = timedelta(minutes=1)
+"""How long a proposal waits when no chat adapter is running to show it."""
 
 
 class JobsLoop:
@@ -47,12 +49,27 @@ class JobsLoop:
         self._operators = operators
         self.scheduler = Scheduler(storage=director.storage, timezone=self.timezone)
         self.scheduler.register(RELEASE, director.release)
+        self.scheduler.register(PROPOSAL, self.show_proposal)
         email = director.deps.connectors.get("email")
         mail = settings.connectors.email
         self.mail = MailInbox(storage=director.storage, email=email, memory=director.deps.memory,
                               rules=mail.triage, poll_seconds=mail.poll_seconds) \
             if isinstance(email, EmailConnector) else None
         self._next_poll = 0.0
+
+    async def show_proposal(self, job: Job, late: timedelta) -> list[Reply]:
+        """An outside agent's proposal (``solo mcp``) becomes a message in the operator's first
+        chat, run by the director like any other (the job id is its event id, so a re-run job
+        starts one plan); it waits while no chat adapter is running."""
+        targets = self.summary_targets()
+        if not targets:
+            raise Defer(utcnow() + PROPOSAL_RETRY)
+        channel, chat = targets[0]
+        payload = job.payload
+        return await self.director.handle(Inbound(
+            channel=channel, chat=chat, actor=payload.get("by") or "agent:unknown",
+            event_id=job.id, text=payload["text"],
+            attachment={"kind": PROPOSAL, "reason": payload.get("reason", "")}))
 
     def summary_targets(self) -> list[tuple[str, str]]:
         """Where the daily summary goes: each operator on each running channel."""

@@ -37,6 +37,7 @@ from graph.llm import LLMUnderstander
 from graph.local_understanding import LocalUnderstander
 from graph.policy import Policy
 from graph.state import DirectorDeps
+from graph.tool_search import ToolCard, ToolSearch
 from graph.understanding import Understander
 from memory.db import Database, libpq_url, open_database
 from memory.embeddings import StaticEmbeddings
@@ -58,14 +59,20 @@ def database_urls(settings: Settings) -> tuple[str, str]:
     return url, libpq_url(url)
 
 
+async def open_state(settings: Settings, stack: AsyncExitStack) -> Database:
+    """The state database, migrated (closed by ``stack``)."""
+    db = open_database(database_urls(settings)[0])
+    stack.push_async_callback(db.aclose)
+    await db.migrate()
+    return db
+
+
 async def build_director(settings: Settings, stack: AsyncExitStack, *,
                          hear: Callable[[Inbound], Awaitable[Transcript]] | None) -> Director:
     """Storage (migrated), checkpoints, connectors, memory, understanding and the director;
     every connection is closed by ``stack``. ``hear`` transcribes voice notes."""
     state_url, checkpoint_at = database_urls(settings)
-    db = open_database(state_url)
-    stack.push_async_callback(db.aclose)
-    await db.migrate()
+    db = await open_state(settings, stack)
     storage = Storage(db)
     if state_url.startswith("postgres"):
         checkpointer = await stack.enter_async_context(postgres_checkpointer(checkpoint_at))
@@ -88,7 +95,8 @@ async def build_director(settings: Settings, stack: AsyncExitStack, *,
     deps = DirectorDeps(
         storage=storage, connectors=connectors, webhooks=webhooks,
         policy=build_policy(settings),
-        understander=build_llm_understander(settings, meter) or local,
+        understander=build_llm_understander(settings, meter, tools=mcp_tool_cards(connectors),
+                                            embeddings=memory.embeddings) or local,
         fallback=local, meter=meter if settings.llm.model else None,
         context_tokens=settings.memory.context_tokens, timezone=timezone, memory=memory,
         notes_dir=notes_dir(settings), hear=hear,
@@ -176,8 +184,20 @@ async def build_memory(settings: Settings, db: Database, stack: AsyncExitStack) 
                   recency_half_life_days=settings.memory.recency_half_life_days)
 
 
-def build_llm_understander(settings: Settings, meter: BudgetMeter) -> LLMUnderstander | None:
-    """The LLM understander when ``[llm] model`` is set (``init_chat_model``), else None."""
+def mcp_tool_cards(connectors: dict[str, Connector]) -> Callable[[], list[ToolCard]]:
+    """What the planner may be shown of the MCP tools: each allowed tool of each server, as
+    the server lists it now (a server that is down offers nothing)."""
+    servers = [c.server for c in connectors.values() if isinstance(c, McpConnector)]
+    return lambda: [ToolCard(f"{server.name}.{tool.name}", tool.description, tool.schema)
+                    for server in servers for tool in server.tools.values()
+                    if server.allowed(tool.name)]
+
+
+def build_llm_understander(settings: Settings, meter: BudgetMeter, *,
+                           tools: Callable[[], list[ToolCard]] | None = None,
+                           embeddings: Embeddings | None = None) -> LLMUnderstander | None:
+    """The LLM understander when ``[llm] model`` is set (``init_chat_model``), else None;
+    ``tools`` (with the tool search over ``embeddings``) are the MCP tools it may plan with."""
     llm = settings.llm
     if not llm.model:
         return None
@@ -199,7 +219,8 @@ def build_llm_understander(settings: Settings, meter: BudgetMeter) -> LLMUnderst
                            webhooks=[n.lower() for n in settings.connectors.webhooks],
                            zone=settings.operator.timezone,
                            max_output_tokens=llm.max_output_tokens,
-                           structured_output=llm.structured_output)
+                           structured_output=llm.structured_output, tools=tools,
+                           tool_search=ToolSearch(embeddings) if embeddings else None)
 
 
 def build_understander(settings: Settings, embeddings: Embeddings) -> Understander:

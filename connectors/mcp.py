@@ -33,7 +33,11 @@ from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.client.subscriptions import ListenNotSupportedError
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from mcp.types import ToolListChangedNotification
 
 from connectors.base import (
     Action,
@@ -107,6 +111,7 @@ class McpServer:
         self._client: Client | None = None
         self._ready = asyncio.Event()
         self._broken = asyncio.Event()
+        self._tools_changed = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._scope: anyio.CancelScope | None = None
         self._stopping = False
@@ -125,11 +130,18 @@ class McpServer:
             await asyncio.wait({self._task}, timeout=10)
             self._task = None
 
-    def _target(self) -> StdioServerParameters | str:
+    def _target(self, http: Any) -> Any:
         if self.config.command:
             return StdioServerParameters(command=self.config.command, args=list(self.config.args),
                                          env=self.config.env or None)
-        return self.config.url
+        return streamable_http_client(self.config.url, http_client=http)
+
+    def _http_client(self) -> Any:
+        """The HTTP client of one session with a URL server (carrying ``headers``: a token,
+        usually); nothing for a stdio server."""
+        if self.config.command:
+            return contextlib.nullcontext()
+        return create_mcp_http_client(headers=self.config.headers or None)
 
     async def _supervise(self) -> None:
         delay = 1.0
@@ -140,16 +152,19 @@ class McpServer:
                     # bounds connecting and initialize, then is lifted for the session's life.
                     with anyio.CancelScope(
                             deadline=anyio.current_time() + self.config.timeout) as deadline:
-                        async with Client(self._target(),
-                                          read_timeout_seconds=self.config.timeout) as client:
-                            listed = await client.list_tools()
+                        async with self._http_client() as http, \
+                                Client(self._target(http), message_handler=self._on_message,
+                                       read_timeout_seconds=self.config.timeout) as client:
+                            await self._list_tools(client)
                             deadline.deadline = math.inf
-                            self.tools = {t.name: _tool(t) for t in listed.tools}
                             self._client, self.state, self.detail = client, "ok", ""
                             self._broken.clear()
                             self._ready.set()
                             delay = 1.0
-                            await self._broken.wait()
+                            async with anyio.create_task_group() as session:
+                                session.start_soon(self._follow_tool_changes, client)
+                                await self._broken.wait()
+                                session.cancel_scope.cancel()
                     if deadline.cancelled_caught:
                         raise TimeoutError
                 except Exception as exc:  # any failure of a server is its own, never ours
@@ -161,6 +176,39 @@ class McpServer:
                 self.state = "down"
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
+
+    async def _list_tools(self, client: Client) -> None:
+        """Every page of the server's tool list, never from a cache (it may have changed)."""
+        tools: dict[str, McpTool] = {}
+        cursor = None
+        while True:
+            page = await client.list_tools(cursor=cursor, cache_mode="bypass")
+            tools.update((t.name, _tool(t)) for t in page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        self.tools = tools
+
+    async def _follow_tool_changes(self, client: Client) -> None:
+        """Re-list the tools whenever the server says they changed: through a
+        ``subscriptions/listen`` stream (protocol 2026-07-28), else on the
+        ``notifications/tools/list_changed`` an older server sends."""
+        try:
+            async with client.listen(tools_list_changed=True) as changes:
+                async for _ in changes:
+                    await self._list_tools(client)
+        except ListenNotSupportedError:
+            while True:
+                await self._tools_changed.wait()
+                self._tools_changed.clear()
+                await self._list_tools(client)
+        except Exception as exc:  # the session's end shows as _broken; this is only a hint
+            log.info("MCP server %s: tool changes not followed (%s)", self.name, _reason(exc))
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, ToolListChangedNotification) or \
+                isinstance(getattr(message, "root", None), ToolListChangedNotification):
+            self._tools_changed.set()
 
     async def ready(self, within: float | None = None) -> bool:
         """Wait until the session is up (at most ``within`` seconds, default the server's

@@ -50,8 +50,9 @@ CATALOGUE: tuple[CommandSpec, ...] = (
     CommandSpec("budget", "budget", "/budget", "model spend against the caps"),
     CommandSpec("plans", "plans", "/plans", "open and recent plans", "Open and recent plans"),
     CommandSpec("plan", "plans", "/plan ID", "a plan's steps, statuses, receipts and cost"),
-    CommandSpec("retry", "plans", "/retry ID",
-                "run a plan's failed steps again under their original keys"),
+    CommandSpec("retry", "plans", "/retry ID [done|drop]",
+                "run a plan's failed steps again under their original keys (done: they did "
+                "happen; drop: leave them)"),
     CommandSpec("cancel", "plans", "/cancel ID", "cancel what has not run of a plan"),
     CommandSpec("undo", "plans", "/undo RECEIPT",
                 "propose taking an action back (e.g. a note goes to the trash), with a card"),

@@ -6,6 +6,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+PROPOSAL = "proposal"
+"""What an outside agent proposed through ``solo mcp``: the kind of its job, and of the
+attachment of the message it becomes (every step it leads to waits for the operator)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Inbound:

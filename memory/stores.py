@@ -513,6 +513,26 @@ class OutboxStore(_Store):
 
         return await self._db.run(work)
 
+    async def settle_failed(self, key: str, *, status: str, receipt: dict[str, Any] | None,
+                            audit: dict[str, Any]) -> bool:
+        """The operator's word on a failed ``key``: ``done`` (it did happen; ``receipt`` says
+        so) or ``dropped`` (leave it undone for good). One conditional UPDATE: False when the key
+        is no longer failed (a retry reopened it, or another decision came first)."""
+        now = utcnow()
+
+        def work(conn: Connection) -> bool:
+            settled = conn.execute(update(OutboxEntry).where(
+                OutboxEntry.key == key, OutboxEntry.status == "failed",
+            ).values(status=status, receipt=receipt, updated_at=now)
+                .returning(OutboxEntry.key)).all()
+            if not settled:
+                return False
+            _step_settles(conn, key, {"status": status, "receipt": receipt}, now)
+            discard_result(conn, _audit_insert(conn, audit))
+            return True
+
+        return await self._db.run(work)
+
     async def _settle(self, key: str, values: dict[str, Any], step: dict[str, Any],
                       audit: dict[str, Any] | None) -> None:
         now = utcnow()

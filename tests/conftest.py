@@ -26,6 +26,8 @@ POSTGRES_URL = os.environ.get("SOLO_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("SOLO_REQUIRE_POSTGRES") == "1"
 REQUIRE_MAIL = os.environ.get("SOLO_REQUIRE_MAIL") == "1"
 REQUIRE_LOCAL_MODEL = os.environ.get("SOLO_REQUIRE_LOCAL_MODEL") == "1"
+FILESYSTEM_SERVER = os.environ.get("SOLO_TEST_MCP_FILESYSTEM", "")
+REQUIRE_NODE = os.environ.get("SOLO_REQUIRE_NODE") == "1"
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -152,6 +154,21 @@ def mail_rig(servers: MailRig) -> MailRig:
             pytest.fail(message)
         pytest.skip(message)
     return servers
+
+
+@pytest.fixture
+def filesystem_server() -> str:
+    """The npm reference server ``@modelcontextprotocol/server-filesystem`` (its executable, from
+    ``SOLO_TEST_MCP_FILESYSTEM``; ``.ci/run`` installs it with npm): skipped (saying why) where it
+    is not installed, failing instead where ``SOLO_REQUIRE_NODE=1`` (CI, which installs it)."""
+    if not FILESYSTEM_SERVER or not Path(FILESYSTEM_SERVER).exists():
+        message = ("the npm MCP reference server is not installed: npm install "
+                   "@modelcontextprotocol/server-filesystem and set SOLO_TEST_MCP_FILESYSTEM to "
+                   "its node_modules/.bin/mcp-server-filesystem (.ci/run does)")
+        if REQUIRE_NODE:
+            pytest.fail(message)
+        pytest.skip(message)
+    return FILESYSTEM_SERVER
 
 
 @pytest.fixture(scope="session")

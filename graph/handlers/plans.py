@@ -1,11 +1,13 @@
-"""Plans the operator can see and repair: ``/plans``, ``/plan ID``, ``/retry ID``,
+"""Plans the operator can see and repair: ``/plans``, ``/plan ID``, ``/retry ID [done|drop]``,
 ``/cancel ID``, ``/undo RECEIPT``.
 
 Reading is plain. Repairing goes through the same spine as everything else: ``/cancel`` decides
 the plan's pending approval as rejected (one conditional UPDATE, so it cannot race a tap) and
 asks the director to continue that plan; ``/retry`` becomes steps of its own plan that carry the
-failed step's action and idempotency key, so the target sees the same key again; ``/undo`` becomes
-a step with the connector's compensating action, gated like any other.
+failed step's action and idempotency key, so the target sees the same key again (``done``: the
+operator checked and it happened, so the step is marked done with a receipt saying so;
+``drop``: it is left undone for good; both are one conditional update each and audited);
+``/undo`` becomes a step with the connector's compensating action, gated like any other.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from graph.understanding import Intent
 from memory.models import Plan
 
 RETRYABLE = "failed"
+SETTLED = {"done": "done", "drop": "dropped"}
+"""``/retry ID WORD`` → the status the failed steps get."""
 
 
 async def answer_plans(intent: Intent, state: PlanState, deps: DirectorDeps) -> Planned:
@@ -30,9 +34,15 @@ async def answer_plans(intent: Intent, state: PlanState, deps: DirectorDeps) -> 
         return {"replies": [say(await _list(deps, asking=state["plan_id"]))]}
     if command == "undo":
         return await undo_steps(intent, deps)
+    how = ""
+    if command == "retry":
+        wanted, _, how = intent.slots.get("id", "").strip().partition(" ")
+        intent = Intent(intent.name, {**intent.slots, "id": wanted})
     plan, problem = await find_plan(intent, deps)
     if plan is None:
         return {"replies": [say(problem)]}
+    if command == "retry" and how.strip():
+        return {"replies": [say(await settle_steps(plan, how.strip().lower(), state, deps))]}
     if command == "retry":
         return await retry_steps(plan, deps)
     if command == "cancel":
@@ -64,6 +74,35 @@ async def retry_steps(plan: Plan, deps: DirectorDeps) -> Planned:
                        "preapproved": step.risk == "low" or approved,
                        "retry_of": {"plan_id": plan.id, "position": step.position}}
                       for step in failed]}
+
+
+async def settle_steps(plan: Plan, how: str, state: PlanState, deps: DirectorDeps) -> str:
+    """``/retry ID done`` or ``/retry ID drop``: the operator's word on the failed steps of plan
+    ID (typically an outcome a crash left unknown); what to tell them."""
+    if how not in SETTLED:
+        return f"Usage: /retry {plan.id[:8]} [done|drop]  (done: it did happen; drop: leave it)"
+    failed = [s for s in await deps.storage.plans.steps(plan.id) if s.status == RETRYABLE]
+    inbound = Inbound.from_dict(state["inbound"])
+    settled = []
+    for step in failed:
+        title = step.diff.get("title", step.kind)
+        receipt = Receipt.for_key(
+            connector=step.connector, idempotency_key=step.idempotency_key,
+            summary=f"{title}: marked done by {inbound.actor} (its outcome was unknown)",
+            reconciled=True).to_dict() if how == "done" else None
+        if await deps.storage.outbox.settle_failed(
+                step.idempotency_key, status=SETTLED[how], receipt=receipt, audit={
+                    "actor": inbound.actor, "channel": inbound.channel, "plan_id": plan.id,
+                    "intent": "plans", "connector": step.connector,
+                    "idempotency_key": step.idempotency_key, "decision": f"step.{SETTLED[how]}",
+                    "receipt_id": receipt["id"] if receipt else None,
+                    "dedup_key": f"{step.idempotency_key}:settled",
+                    "detail": {"summary": f"{title}: {SETTLED[how]} by {inbound.actor}"}}):
+            settled.append(f"{title}" + (f" — receipt {receipt['id']}" if receipt else ""))
+    if not settled:
+        return f"Plan {plan.id[:8]} has no failed step to settle; /plan {plan.id[:8]} shows it."
+    verb = "Marked done" if how == "done" else "Dropped (nothing more will be tried)"
+    return f"{verb}: " + "; ".join(settled)
 
 
 async def undo_steps(intent: Intent, deps: DirectorDeps) -> Planned:
@@ -141,7 +180,8 @@ async def _show(plan: Plan, deps: DirectorDeps) -> str:
             lines.append(f"Last checkpoint: {saved.checkpoint['ts'][:19].replace('T', ' ')} "
                          f"UTC ({saved.config['configurable']['checkpoint_id']}).")
     if any(s.status == RETRYABLE for s in steps):
-        lines.append(f"/retry {plan.id[:8]} runs the failed steps again under their keys.")
+        lines.append(f"/retry {plan.id[:8]} runs the failed steps again under their keys; "
+                     f"/retry {plan.id[:8]} done if they did happen, drop to leave them.")
     if plan.status in ("running", "waiting"):
         lines.append(f"/cancel {plan.id[:8]} cancels what has not run.")
     return "\n".join(lines)

@@ -98,7 +98,8 @@ async def _run_step(state: PlanState, deps: DirectorDeps, index: int,
 def _describe_failure(exc: ConnectorError, action: Action, plan_id: str) -> str:
     if isinstance(exc, OutcomeUnknown):
         return (f"{exc}. Nothing more is sent on its own: /retry {plan_id} calls it again "
-                "under the same key; leaving it changes nothing.")
+                f"under the same key, /retry {plan_id} done marks it done, /retry {plan_id} "
+                "drop leaves it.")
     if isinstance(exc, AuthError):
         return f"{exc}. Reconnect {action.connector} (check its credentials in the config)."
     if isinstance(exc, PermanentError):

@@ -46,8 +46,10 @@ async def gate_steps(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[s
         step.setdefault("key", idempotency_key_for(state["plan_id"], position))
         # Unless told otherwise, a step depends on the one before it (a plan reads in order).
         step.setdefault("depends_on", [position - 1] if position else [])
+        # A step approved earlier (a retry) runs without a new card, unless it came from
+        # outside text this time.
         step["needs_approval"] = deps.policy.needs_approval(step["risk"]) and \
-            not step.get("preapproved")
+            not (step.get("preapproved") and not step.get("external"))
     await deps.storage.plans.record_steps(state["plan_id"], [
         {**step, "idempotency_key": step["key"],
          "status": "waiting" if step["needs_approval"] else "approved"} for step in steps])

@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from connectors.base import Action
+from connectors.mcp import McpConnector
 from graph.handlers import answer
 from graph.state import DirectorDeps, PlanState, say
 from graph.understanding import Intent
@@ -65,9 +66,16 @@ def _plan_from_model(slots: dict[str, Any], deps: DirectorDeps) -> dict[str, Any
                 deps.webhooks:
             action = Action(kind="webhook.post", connector=deps.webhooks[step["webhook"].lower()],
                             args={"text": step["text"]})
+        elif step["action"] == "mcp.call" and isinstance(
+                tools := deps.connectors.get(f"mcp:{_server_of(step)}"), McpConnector):
+            # The tool is checked against the allowlist at the gate (the connector's preview),
+            # like a /call: a model cannot reach a tool the operator excluded.
+            action = tools.action(str(step["tool"]).partition(".")[2],
+                                  dict(step.get("arguments") or {}))
         else:
             return {"steps": [], "replies": [say(
-                f"The plan asks for {step['action']} on {step.get('webhook') or 'notes'}, "
+                f"The plan asks for {step['action']} on "
+                f"{step.get('tool') or step.get('webhook') or 'notes'}, "
                 "which is not configured; nothing was done.")]}
         planned = {"action": asdict(action), "external": bool(slots.get("external"))}
         needs = step.get("depends_on")
@@ -79,3 +87,7 @@ def _plan_from_model(slots: dict[str, Any], deps: DirectorDeps) -> dict[str, Any
             planned["depends_on"] = sorted(set(needs))
         steps.append(planned)
     return {"steps": steps}
+
+
+def _server_of(step: dict[str, Any]) -> str:
+    return str(step.get("tool") or "").partition(".")[0].lower()

@@ -32,9 +32,12 @@ async def compose_reply(state: PlanState, runtime: Runtime[DirectorDeps]) -> dic
     if lines:
         replies.append(say("\n".join(lines)))
     if any(result.get("unknown") for result in state.get("results", [])):
-        # Whether it happened cannot be told: the operator decides; leaving it is "drop".
-        replies.append({"kind": "choice", "text": "Try it again under the same key?",
-                        "run": [("Try again", f"/retry {state['plan_id']}")]})
+        # Whether it happened cannot be told: the operator decides.
+        plan = state["plan_id"]
+        replies.append({"kind": "choice", "text": "Whether it happened is unknown. Check, then:",
+                        "run": [("Mark done", f"/retry {plan} done"),
+                                ("Try again", f"/retry {plan}"),
+                                ("Drop", f"/retry {plan} drop")]})
     if state.get("approval_id"):
         replies.append({"kind": "card_update", "approval_id": state["approval_id"]})
     return {"replies": replies}

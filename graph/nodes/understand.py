@@ -14,12 +14,14 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from graph.budget import BudgetExceeded
-from graph.events import Inbound, Transcript, VoiceError
+from graph.events import PROPOSAL, Inbound, Transcript, VoiceError
 from graph.llm import LLMUnderstander, MalformedOutput, ModelUnavailable
 from graph.state import DirectorDeps, PlanState, approval_id_for, say
 from graph.understanding import EFFECTFUL, Intent, parse_command
 from memory.models import Approval, utcnow
 
+DECIDING = frozenset({"cancel", "retry"})
+"""Commands that decide on the operator's behalf: never taken from an outside agent."""
 _DRAFT = re.compile(r"\b(?:draft|compose|write (?:a|an|the) (?:note|message|email|reply))\b",
                     re.IGNORECASE)
 
@@ -51,6 +53,8 @@ async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -
                     "seconds": round(heard.seconds, 1)})
         inbound = replace(inbound, text=heard.text)
     result = await _understand_text(state, deps, inbound)
+    if (inbound.attachment or {}).get("kind") == PROPOSAL:
+        return _as_proposal(result, inbound)
     if heard is not None:
         intent = result["intent"]
         # A voice note acts at once only when both the ears and the understanding are sure.
@@ -59,6 +63,22 @@ async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -
                                   f"{heard.confidence:.0%}; understood as {intent['intent']}, "
                                   f"{intent['confidence']:.0%})"), *result.get("replies", [])]
     return result
+
+
+def _as_proposal(result: dict[str, Any], inbound: Inbound) -> dict[str, Any]:
+    """An outside agent's proposal (``solo mcp``): every step it leads to waits for the
+    operator, and commands that decide on their own (cancel, retry) are refused."""
+    intent = result["intent"]
+    reason = (inbound.attachment or {}).get("reason")
+    heading = say(f"🤖 {inbound.actor} proposes: “{inbound.text}”" +
+                  (f" (because: {reason})" if reason else ""))
+    command = intent["slots"].get("command")
+    if command in DECIDING:
+        refused = Intent("unknown", {"error": f"An outside agent cannot /{command}; only you "
+                                              "can. Nothing was done."})
+        return {"intent": refused.to_dict(), "replies": [heading]}
+    intent["slots"]["external"] = True
+    return {**result, "replies": [heading, *result.get("replies", [])]}
 
 
 async def _understand_text(state: PlanState, deps: DirectorDeps,

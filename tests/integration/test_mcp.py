@@ -1,7 +1,8 @@
 """MCP tool servers as connectors, against servers nobody here wrote (``mcp-server-time`` from
-PyPI) and our own SDK server for the cases they lack: risk from config or trusted annotations,
-the allowlist enforced at dispatch, approval before a write that then happens once, a server
-that hangs at start-up, and a call whose outcome a crash made unknown."""
+PyPI, ``@modelcontextprotocol/server-filesystem`` from npm) and our own SDK server for the cases
+they lack: risk from config or trusted annotations, the allowlist enforced at dispatch, approval
+before a write that then happens once, tool lists that follow the server, a server that hangs at
+start-up, and a call whose outcome a crash made unknown."""
 
 from __future__ import annotations
 
@@ -91,6 +92,47 @@ async def test_bad_calls_get_clear_answers(tools) -> None:
     assert "No tool server named 'nah'" in (await chat.say("/call nah.x"))[-1].text
 
 
+async def test_a_reference_filesystem_server_writes_once_after_approval(
+        tmp_path: Path, filesystem_server: str) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "rates.txt").write_text("day rate 900 EUR\n")
+    app, chat = await open_app(tmp_path, {"files": {
+        "command": filesystem_server, "args": [str(files)], "trust_annotations": True,
+        "timeout_seconds": 60}})
+    try:
+        listed = (await chat.say("/tools"))[0].text
+        assert "files.read_text_file [low]" in listed and "files.write_file [high]" in listed
+        read = await chat.say(f'/call files.read_text_file {{"path": "{files / "rates.txt"}"}}')
+        assert not [s for s in read if s.kind == "card"]  # read-only, trusted: at once
+        assert "day rate 900 EUR" in read[-1].text
+        target = files / "invoice-42.txt"
+        sent = await chat.say(f'/call files.write_file {{"path": "{target}", '
+                              '"content": "invoice 42: paid"}')
+        [card] = [s.card for s in sent if s.kind == "card"]
+        assert card.risk == "high" and not target.exists()
+        await chat.press("approve", card.approval_id)
+        written = target.stat().st_mtime_ns
+        await chat.press("approve", card.approval_id)  # a double tap writes nothing more
+        assert target.read_text() == "invoice 42: paid"
+        assert target.stat().st_mtime_ns == written
+        assert await app.storage.outbox.count_by_status() == {"done": 2}
+    finally:
+        await app.aclose()
+
+
+async def test_the_tool_list_follows_the_server_when_it_changes(tools) -> None:
+    chat, app, _ = tools
+    box = app.director.deps.connectors["mcp:box"].server
+    assert "invoice_echo" not in box.tools
+    sent = await chat.say('/call box.grow {"name": "invoice_echo"}')
+    [card] = [s.card for s in sent if s.kind == "card"]
+    await chat.press("approve", card.approval_id)
+    await poll_until(lambda: "invoice_echo" in box.tools, timeout=60,
+                     describe=lambda: f"box lists {sorted(box.tools)}")
+    assert "box.invoice_echo [high]" in (await chat.say("/tools"))[0].text
+
+
 async def test_a_server_that_hangs_does_not_hold_up_the_others(tmp_path: Path) -> None:
     app, chat = await open_app(tmp_path, {
         "stuck": {**ours(tmp_path / "l.txt", "--hang"), "timeout_seconds": 2},
@@ -112,9 +154,18 @@ async def test_a_server_that_hangs_does_not_hold_up_the_others(tmp_path: Path) -
 
 
 async def test_a_call_cut_short_by_a_dying_server_is_not_repeated(tools) -> None:
-    chat, _, ledger = tools
+    chat, app, ledger = tools
     sent = await chat.say('/call box.crash {"text": "once"}')
     [card] = [s.card for s in sent if s.kind == "card"]
     done = await chat.press("approve", card.approval_id)
     assert any("box.crash" in s.text for s in done if s.kind == "message"), done
+    assert ledger.read_text() == "crash:once\n"
+    # The operator's word on it: leave it. Nothing is tried again, and the ledger says who.
+    plan = (await app.storage.plans.recent(1))[0].id[:8]
+    assert "Usage: /retry" in (await chat.say(f"/retry {plan} maybe"))[0].text
+    assert (await chat.say(f"/retry {plan} drop"))[0].text.startswith("Dropped")
+    assert "no failed step" in (await chat.say(f"/retry {plan}"))[0].text
+    assert "dropped" in (await chat.say(f"/plan {plan}"))[0].text
+    assert any(e.decision == "step.dropped" and e.actor == "operator"
+               for e in await app.storage.audit.recent())
     assert ledger.read_text() == "crash:once\n"

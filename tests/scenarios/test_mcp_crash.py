@@ -1,6 +1,7 @@
 """kill -9 of the real ``solo chat`` process while a non-idempotent MCP tool call is in flight:
 after the restart the operator is told the outcome is unknown, and the tool is not called again
-without a decision (``/retry`` is that decision: one more call, under the same key)."""
+without a decision: Mark done (it happened: a receipt says so), Try again (``/retry``: one more
+call, under the same key) or Drop."""
 
 from __future__ import annotations
 
@@ -33,8 +34,15 @@ async def test_a_call_in_flight_at_a_crash_is_never_repeated_silently(tmp_path: 
     try:
         told = await again.wait_for("outcome of box.slow_append is unknown")
         assert "Nothing more is sent on its own: /retry p" in again.lines[told]
-        await again.wait_for("Try again", start=told)  # the decision, as a button
+        asked = await again.wait_for("[1] Mark done  [2] Try again  [3] Drop", start=told)
         await again.sync()
         assert ledger.read_text() == "pay supplier\n"  # not called again
+        await again.write("1")  # the operator checked: it did happen
+        done = await again.wait_for("Marked done: Call box.slow_append", start=asked)
+        assert "receipt r" in again.lines[done]
+        await again.write("/retry " + again.lines[told].split("/retry ")[1].split()[0])
+        await again.wait_for("has no failed step to retry", start=done)
+        await again.sync()
+        assert ledger.read_text() == "pay supplier\n"  # and never called again
     finally:
         await again.wait_dead()

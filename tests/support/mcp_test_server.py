@@ -1,7 +1,8 @@
 """An MCP server of our own (the official SDK's MCPServer, over stdio) for the cases the
 reference servers lack: a tool that appends a line to a file (not idempotent; every call is
 counted), a slow one that appends and then takes its time, a slow read-only tool, a tool that
-kills its server mid-call, and — with ``--hang`` — a server that never answers ``initialize``.
+adds a tool (and says the list changed), a tool that kills its server mid-call, and — with
+``--hang`` — a server that never answers ``initialize``.
 
 Run as ``python -m tests.support.mcp_test_server LEDGER [--hang]``.
 """
@@ -14,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 
 
@@ -42,6 +43,16 @@ def build(ledger: Path) -> MCPServer:
         """Echo the text after waiting some seconds (read-only)."""
         time.sleep(seconds)
         return text
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False))
+    async def grow(name: str, ctx: Context) -> str:
+        """Add a tool called NAME (it echoes its text) and tell the client the list changed."""
+        def echo(text: str) -> str:
+            return text
+
+        server.add_tool(echo, name=name, description=f"Echo the text ({name}).")
+        await ctx.notify_tools_changed()
+        return f"added {name}"
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=False))
     def crash(text: str) -> str:
