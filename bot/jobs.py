@@ -17,12 +17,15 @@ from zoneinfo import ZoneInfo
 from config import Settings
 from connectors.email import EmailConnector
 from graph.director import RELEASE, Director
-from graph.events import PROPOSAL, Inbound, Reply
+from graph.events import PLAYBOOK, PROPOSAL, Inbound, Reply
 from graph.mail_inbox import MailInbox
+from graph.playbook_runner import PlaybookRunner
 from graph.scheduler import SUMMARY, Defer, Scheduler, in_quiet_hours, next_occurrence
 from memory.models import Job, utcnow
 
 log = logging.getLogger(__name__)
+PLAYBOOK_SYNC_TICKS = 60
+"""How many ticks of the loop between two reads of the playbook files."""
 PROPOSAL_RETRY = timedelta(minutes=1)
 """How long a proposal waits when no chat adapter is running to show it."""
 
@@ -50,6 +53,10 @@ class JobsLoop:
         self.scheduler = Scheduler(storage=director.storage, timezone=self.timezone)
         self.scheduler.register(RELEASE, director.release)
         self.scheduler.register(PROPOSAL, self.show_proposal)
+        self.playbooks = PlaybookRunner(directory=settings.storage.data_dir / "playbooks",
+                                        director=director, timezone=self.timezone,
+                                        targets=self.summary_targets)
+        self.scheduler.register(PLAYBOOK, self.playbooks.run)
         email = director.deps.connectors.get("email")
         mail = settings.connectors.email
         self.mail = MailInbox(storage=director.storage, email=email, memory=director.deps.memory,
@@ -86,6 +93,11 @@ class JobsLoop:
             else:
                 targets += [(name, op) for op in sorted(self._operators.get(name, ()))]
         return targets
+
+    async def sync_playbooks(self) -> list[str]:
+        """Make the playbook jobs match the files in ``<data_dir>/playbooks``; the errors of
+        broken files."""
+        return await self.playbooks.sync()
 
     async def schedule_daily_summary(self) -> None:
         """Make sure the daily summary job exists (idempotent) and can run."""
@@ -128,6 +140,8 @@ class JobsLoop:
         ticks = 0
         while True:
             try:
+                if ticks % PLAYBOOK_SYNC_TICKS == 0:  # file edits are picked up within a minute
+                    await self.sync_playbooks()
                 await self._deliver(await self.scheduler.tick())
                 if ticks % escalate_every == 0:
                     await self.escalate()

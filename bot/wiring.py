@@ -27,6 +27,7 @@ from connectors.email import EmailConnector
 from connectors.mailbox import MailAccount
 from connectors.mcp import McpConnector, McpServer, McpServerConfig
 from connectors.notes import NotesVaultConnector
+from connectors.playbook_files import PlaybookFilesConnector
 from connectors.retry import RetryPolicy
 from connectors.webhooks import WebhookConnector
 from graph.budget import BudgetMeter, Caps, Prices
@@ -100,6 +101,7 @@ async def build_director(settings: Settings, stack: AsyncExitStack, *,
         fallback=local, meter=meter if settings.llm.model else None,
         context_tokens=settings.memory.context_tokens, timezone=timezone, memory=memory,
         notes_dir=notes_dir(settings), hear=hear,
+        playbooks_dir=settings.storage.data_dir / "playbooks",
         local_first=settings.llm.local_confidence
         if settings.llm.model and settings.llm.order == "local_first" else None)
     return Director(deps=deps, checkpointer=checkpointer)
@@ -114,7 +116,9 @@ def build_connectors(settings: Settings,
                         wait_initial=retry_settings.wait_initial_seconds,
                         wait_max=retry_settings.wait_max_seconds,
                         wait_jitter=retry_settings.wait_jitter_seconds)
-    connectors: dict[str, Connector] = {"notes": NotesVaultConnector(path=notes_dir(settings))}
+    connectors: dict[str, Connector] = {
+        "notes": NotesVaultConnector(path=notes_dir(settings)),
+        "playbooks": PlaybookFilesConnector(path=settings.storage.data_dir / "playbooks")}
     webhooks: dict[str, str] = {}
     for name, hook in settings.connectors.webhooks.items():
         connector = WebhookConnector(name=name.lower(), url=hook.url, client=client, retry=retry,

@@ -74,6 +74,12 @@ CATALOGUE: tuple[CommandSpec, ...] = (
                 "Tool servers and their tools"),
     CommandSpec("call", "tools", "/call SERVER.TOOL {JSON}",
                 "call a tool of a tool server (through the same approvals)"),
+    CommandSpec("playbooks", "playbook", "/playbooks",
+                "the playbooks: trigger, next run, last result", "Playbooks"),
+    CommandSpec("playbook", "playbook", "/playbook NAME", "a playbook's steps, versions and runs"),
+    CommandSpec("run", "playbook", "/run NAME", "run a playbook now"),
+    CommandSpec("pause", "playbook", "/pause NAME", "stop a playbook's schedule"),
+    CommandSpec("resume", "playbook", "/resume NAME", "restart a playbook's schedule"),
     CommandSpec("help", "help", "/help", "this list", "What I can do"),
     CommandSpec("start", "help", "/start", "", ""),  # Telegram sends it when a chat opens
 )

@@ -9,6 +9,9 @@ from typing import Any
 PROPOSAL = "proposal"
 """What an outside agent proposed through ``solo mcp``: the kind of its job, and of the
 attachment of the message it becomes (every step it leads to waits for the operator)."""
+PLAYBOOK = "playbook"
+"""A playbook run: the kind of its scheduled job, and of the attachment of the message its
+action becomes (``external``: the text carries what it collected)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,12 @@ CHAT = ("smalltalk", "unknown")
 # command without its slash, and no classifier should overrule it.
 LABELLED = re.compile(r"^\s*(?P<label>note|notes|note to self|quick note|reminder|fact|task|"
                       r"todo|to-do|new task)\s*:\s*\S", re.I)
+# "every friday at 4pm draft the weekly update … and send it to …": a sentence that opens with a
+# schedule and names work (not a reminder) defines a playbook — syntax too, like a label; a
+# classifier would read the work verb as a one-off note or send.
+RECURRING_WORK = re.compile(
+    r"^\W*(?:every|each)\b(?!.*\bremind)(?=.*\b(?:draft|send|e-?mail|post|write|compile|"
+    r"collect|summari[sz]e|review|digest|report|note)\b)", re.I)
 STRICTER = {"remember": 0.6}
 """A plain statement ("the printer in Kreuzberg is cheap") reads much like a fact to keep, and
 a kept fact runs at once: without a clear lead it asks first."""
@@ -101,6 +107,8 @@ class LocalUnderstander:
         if labelled:
             name = LABELS[labelled["label"].lower()]
             return Intent(name, self.slots(name, request), 0.99)
+        if RECURRING_WORK.match(request):  # "every friday at 4pm draft …": a playbook
+            return Intent("playbook", {"text": request}, 0.95)
         name, confidence, runner_up, second = self.classify(request)
         if name == "smalltalk" or (name == "unknown" and confidence >= 0.5):
             return Intent(name, {"text": text} if name == "unknown" else {},

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from graph.cron import Cron
 from graph.events import Reply
 from graph.timefmt import when_text
 from memory.models import Job, utcnow
@@ -34,6 +35,8 @@ def next_occurrence(due: datetime, repeat: str | None, *, after: datetime,
     """The next time a repeating job is due after ``after``, at the same local wall-clock time
     (so "every Monday at 9" stays at 9 across DST changes) or at ``at`` ("HH:MM", for jobs
     whose run was deferred); None if it does not repeat."""
+    if (repeat or "").startswith("cron:"):  # a playbook's schedule (graph/cron.py)
+        return Cron.parse(repeat.removeprefix("cron:")).next_after(after, timezone)
     step = {"daily": 1, "weekly": 7}.get(repeat or "")
     if step is None:
         return None

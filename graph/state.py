@@ -77,6 +77,8 @@ class DirectorDeps:
     checkpointer: BaseCheckpointSaver | None = None
     """Read by ``/plan`` to show a plan's last checkpoint (set by the director)."""
     context_tokens: int = 800
+    playbooks_dir: Path | None = None
+    """Where the playbook files are (``<data_dir>/playbooks``)."""
     local_first: float | None = None
     """With a model: the offline understander's confidence at which its answer is taken without
     asking the model (None: the model first, the offline understander as fallback)."""

@@ -1,5 +1,5 @@
 """The daily summary: done yesterday with receipts, what waits, failures, budget, reminders,
-and what happened around downtime.
+playbook runs, and what happened around downtime.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from typing import Any
 from connectors.base import ConnectorError
 from connectors.calendar import CalendarConnector
 from connectors.mcp import McpConnector
+from graph.events import PLAYBOOK
+from graph.playbooks import JOB_PREFIX, run_outcome
 from graph.scheduler import REMINDER
 from graph.state import DirectorDeps, say
 from graph.timefmt import event_line
@@ -50,6 +52,7 @@ async def daily_summary(deps: DirectorDeps, *,
         f"{j.due_at.astimezone(tz):%H:%M} {j.payload['text']}" for j in reminders)
         if reminders else "Reminders today: none.")
     lines += await _calendar_and_mail(deps, now, yesterday)
+    lines += await _playbook_runs(deps, yesterday, today, skipped)
     if late or skipped:
         lines.append(f"After downtime: {len(late)} job(s) ran late, {len(skipped)} "
                      "skipped.")
@@ -78,6 +81,21 @@ async def _calendar_and_mail(deps: DirectorDeps, now: datetime,
         if health.state != "ok":
             lines.append(f"{health.connector}: {health_text(health.state)} ({health.detail})")
     lines += tool_servers_down(deps)
+    return lines
+
+
+async def _playbook_runs(deps: DirectorDeps, since: datetime, until: datetime,
+                         skipped: list[Any]) -> list[str]:
+    """Yesterday's playbook runs with their outcome, and occurrences skipped (and why)."""
+    runs = await deps.storage.playbooks.between(since, until)
+    missed = [e for e in skipped if e.intent == PLAYBOOK]
+    if not runs and not missed:
+        return []
+    lines = [f"Playbooks yesterday ({len(runs)} run(s)):"]
+    lines += [f"• {run.playbook}: {await run_outcome(deps.storage, run)}" for run in runs]
+    lines += [f"• {(e.detail or {}).get('job', '?').removeprefix(JOB_PREFIX)}: skipped — it "
+              f"was due {(e.detail or {}).get('due', '?')[:16].replace('T', ' ')} UTC, while "
+              "I was not running, past its grace window" for e in missed]
     return lines
 
 

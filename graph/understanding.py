@@ -100,9 +100,9 @@ def parse_command(text: str) -> Intent | None:
         if command == "task" and not rest:
             return _usage(command, "/task TEXT")
         return Intent(intent, {"command": command} | ({"text": rest} if rest else {}))
-    if intent in ("remember", "recall", "forget", "remind", "plans"):  # see "command"
+    if intent in ("remember", "recall", "forget", "remind", "plans", "playbook"):
         key = {"remember": "text", "recall": "query", "forget": "id", "remind": "text",
-               "plans": "id"}[intent]
+               "plans": "id", "playbook": "id"}[intent]  # and "command" says which
         slots: dict[str, Any] = {"command": command}
         if rest:
             slots[key] = rest

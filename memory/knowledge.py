@@ -105,6 +105,16 @@ class MemoryStore:
         rows = await self._db.run(lambda conn: read_orm(conn, lambda s: s.scalars(query).all()))
         return {row.id: row for row in rows}
 
+    async def created_since(self, kinds: Sequence[str], *, since: datetime,
+                            limit: int = 50) -> list[MemoryItem]:
+        """Active items of ``kinds`` created at or after ``since``, oldest first."""
+        query = (select(MemoryItem).where(MemoryItem.kind.in_(list(kinds)),
+                                          MemoryItem.status == "active",
+                                          MemoryItem.created_at >= since)
+                 .order_by(MemoryItem.created_at).limit(limit))
+        return list(await self._db.run(
+            lambda conn: read_orm(conn, lambda s: s.scalars(query).all())))
+
     async def active_about(self, subject: str) -> list[MemoryItem]:
         """Active facts about ``subject``, oldest first."""
         query = (select(MemoryItem).where(MemoryItem.kind == "fact", MemoryItem.status == "active",

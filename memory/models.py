@@ -313,3 +313,47 @@ class ConnectorHealth(Base):
     since: Mapped[datetime]
     retry_at: Mapped[datetime | None]
     told: Mapped[bool] = mapped_column(Boolean)
+
+
+class PlaybookRun(Base):
+    """One occurrence of a playbook (the run ledger): claimed once, across processes.
+
+    ``status``: ``running`` (claimed), ``idle`` (nothing to do: ``detail`` says why),
+    ``started`` (its action's plan, ``plan_id``, carries on: the plan's status is the run's),
+    ``done`` (no action: the draft was said in chat) or ``failed``.
+    """
+
+    __tablename__ = "playbook_runs"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    playbook: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(32))
+    occurrence: Mapped[datetime]
+    manual: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))
+    plan_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_playbook_runs_playbook", "playbook", "started_at"),)
+
+
+class PlaybookVersion(Base):
+    """A version of a playbook's file seen at load (``id`` = ``name@version``)."""
+
+    __tablename__ = "playbook_versions"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    playbook: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(32))
+    seen_at: Mapped[datetime]
+
+
+class PlaybookState(Base):
+    """What the operator set for a playbook beyond its file: paused or not."""
+
+    __tablename__ = "playbook_state"
+
+    playbook: Mapped[str] = mapped_column(String(64), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime]

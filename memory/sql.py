@@ -27,6 +27,14 @@ def insert_ignore(conn: Connection, model: type, values: dict[str, Any]) -> Any:
     return dialect_insert(conn)(model).values(**values).on_conflict_do_nothing().returning(key)
 
 
+def inserted(conn: Connection, model: type, values: dict[str, Any]) -> bool:
+    """Insert ``values`` unless the primary key exists; whether the row is new."""
+    result = conn.execute(insert_ignore(conn, model, values))
+    new = result.first() is not None
+    result.close()
+    return new
+
+
 def discard_result(conn: Connection, statement: Any) -> None:
     """Execute ``statement`` and discard its result (SQLite refuses to commit while a RETURNING
     result is still open)."""

@@ -27,6 +27,7 @@ from memory.models import (
     UTCDateTime,
     utcnow,
 )
+from memory.playbook_store import PlaybookStore
 from memory.sql import dialect_insert, discard_result, insert_ignore, read_orm
 
 T = TypeVar("T")
@@ -76,6 +77,7 @@ class Storage:
         self.deliveries = DeliveryStore(db)
         self.mail = MailStore(db)
         self.health = HealthStore(db)
+        self.playbooks = PlaybookStore(db)
 
     @property
     def backend(self) -> str:
@@ -602,11 +604,22 @@ class JobStore(_Store):
     """Scheduled jobs, claimed under a time-limited lease."""
 
     async def put(self, *, id: str, kind: str, payload: dict[str, Any], due_at: datetime,
-                  missed_policy: str = "catch_up_within:3600") -> None:
-        """Schedule a job (idempotent by ``id``)."""
+                  missed_policy: str = "catch_up_within:3600", replace: bool = False) -> None:
+        """Schedule a job (idempotent by ``id``; ``replace``: an existing one is rescheduled
+        with these values, whatever its state)."""
         values = {"id": id, "kind": kind, "payload": payload, "due_at": due_at,
                   "missed_policy": missed_policy, "status": "scheduled", "created_at": utcnow()}
-        await self._db.run(lambda conn: discard_result(conn, insert_ignore(conn, Job, values)))
+
+        def work(conn: Connection) -> None:
+            if not replace:
+                discard_result(conn, insert_ignore(conn, Job, values))
+                return
+            insert = dialect_insert(conn)(Job).values(**values)
+            conn.execute(insert.on_conflict_do_update(index_elements=["id"], set_={
+                "kind": kind, "payload": payload, "due_at": due_at,
+                "missed_policy": missed_policy, "status": "scheduled", "lease_owner": None,
+                "lease_until": None, "last_error": None}))
+        await self._db.run(work)
 
     async def claim_due(self, *, owner: str, now: datetime, lease: timedelta,
                         limit: int = 10) -> list[Job]:

@@ -13,6 +13,7 @@ from graph.handlers.info import answer_question
 from graph.handlers.mail import answer_mail
 from graph.handlers.memory import answer_memory
 from graph.handlers.plans import answer_plans
+from graph.handlers.playbooks import answer_playbooks
 from graph.handlers.reminders import answer_reminder
 from graph.handlers.tools import answer_tools
 from graph.state import DirectorDeps, Planned, PlanState
@@ -25,7 +26,7 @@ HANDLERS: dict[str, Handler] = {
     "remind": answer_reminder, "plans": answer_plans,
     "email": answer_mail, "reply": answer_mail, "inbox": answer_mail,
     "agenda": answer_calendar, "event": answer_calendar, "task": answer_calendar,
-    "tools": answer_tools,
+    "tools": answer_tools, "playbook": answer_playbooks,
 }
 
 

@@ -26,7 +26,6 @@ NOT_CONFIGURED = {
     "inbox": _MAIL.format(what="Reading your inbox"),
     "agenda": _CALENDAR.format(what="Your agenda"), "event": _CALENDAR.format(what="Booking"),
     "task": _CALENDAR.format(what="Tasks"),
-    "playbook": "Playbooks are not set up yet: none is configured.",
 }
 """What the understander recognises before the capability is there (or configured)."""
 

@@ -14,7 +14,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from graph.budget import BudgetExceeded
-from graph.events import PROPOSAL, Inbound, Transcript, VoiceError
+from graph.events import PLAYBOOK, PROPOSAL, Inbound, Transcript, VoiceError
 from graph.llm import LLMUnderstander, MalformedOutput, ModelUnavailable
 from graph.state import DirectorDeps, PlanState, approval_id_for, say
 from graph.understanding import EFFECTFUL, Intent, parse_command
@@ -55,6 +55,13 @@ async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -
     result = await _understand_text(state, deps, inbound)
     if (inbound.attachment or {}).get("kind") == PROPOSAL:
         return _as_proposal(result, inbound)
+    if (inbound.attachment or {}).get("kind") == PLAYBOOK:
+        # A playbook's action: its text may carry what the run collected (outside text).
+        if inbound.attachment.get("external"):
+            result["intent"]["slots"]["external"] = True
+        heading = say(f"▶ Playbook {inbound.actor.removeprefix('playbook:')} "
+                      f"(run {inbound.attachment.get('run')})")
+        return {**result, "replies": [heading, *result.get("replies", [])]}
     if heard is not None:
         intent = result["intent"]
         # A voice note acts at once only when both the ears and the understanding are sure.

@@ -255,7 +255,7 @@ async def test_capabilities_not_configured_say_so_and_do_nothing(chat: InMemoryA
                          ("any new mail?", "[connectors.email]"),
                          ("what's on my calendar tomorrow", "[connectors.calendar]"),
                          ("book a call with Dana on friday at 3pm", "[connectors.calendar]"),
-                         ("run the friday update playbook", "Playbooks are not set up")]:
+                         ("run the friday update playbook", "none yet: add a file to")]:
         (reply,) = await chat.say(text)
         assert needed in reply.text, (text, reply.text)
     assert await chat.app.storage.outbox.count_by_status() == {}

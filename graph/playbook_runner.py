@@ -1,0 +1,157 @@
+"""Playbooks at work: files → scheduled jobs, and one run per occurrence through the director.
+
+:meth:`PlaybookRunner.sync` reads ``<data_dir>/playbooks`` and keeps one job per enabled,
+unpaused, scheduled playbook in the ``jobs`` table (``playbook:NAME``, due at its next
+occurrence in the operator's zone, its missed-run policy as the job's). The scheduler's leases
+run each occurrence in one process; :meth:`PlaybookRunner.run` claims the occurrence in the run
+ledger before doing anything (so a re-run after a crash, or another instance, does not start it
+twice), then goes through the steps:
+
+- ``collect``: memory items of those kinds created since the last run (or the last 7 days),
+  after indexing what is new;
+- ``only_if = "collected"``: nothing collected → the run ends ``idle`` in the ledger, with no
+  model call and nothing said in chat;
+- ``draft``: the template filled with what was collected;
+- the action (``note``, ``send``, ``email``) becomes the matching command, run by the director
+  as a plan of its own (``actor`` ``playbook:NAME``): gated, approved, executed once, receipted
+  like anything the operator types. Text gathered from memory is outside text, so when the
+  draft carries any, the step waits for a tap whatever its risk. With no action, the draft is
+  said in chat.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from graph.events import PLAYBOOK, Inbound, Reply
+from graph.playbooks import JOB_PREFIX, Playbook, fill, load_playbooks, schedule
+from graph.state import plan_id_for
+from graph.timefmt import when_text
+from memory.models import Job, utcnow
+
+if TYPE_CHECKING:  # the director's handlers import this module's neighbours
+    from graph.director import Director
+
+log = logging.getLogger(__name__)
+FIRST_LOOKBACK = timedelta(days=7)
+COLLECTED = {"notes": "note", "receipts": "receipt", "facts": "fact", "mail": "mail"}
+MAX_ITEMS = 50
+
+
+class PlaybookRunner:
+    """See the module docstring.
+
+    Args:
+        directory: ``<data_dir>/playbooks``.
+        director: runs the action's plan; its storage and memory.
+        timezone: the operator's zone (schedules are local times).
+        targets: where a run's messages go (the daily summary's targets; the first is used).
+    """
+
+    def __init__(self, *, directory: Path, director: Director, timezone: ZoneInfo,
+                 targets: Callable[[], list[tuple[str, str]]]) -> None:
+        self.directory = directory
+        self.director = director
+        self.storage = director.storage
+        self.timezone = timezone
+        self._targets = targets
+        self._reported: set[str] = set()
+
+    def load(self) -> tuple[dict[str, Playbook], list[str]]:
+        """The playbooks in the directory by name, and the broken files' errors."""
+        playbooks, errors = load_playbooks(self.directory)
+        return {p.name: p for p in playbooks}, errors
+
+    async def sync(self, now: datetime | None = None) -> list[str]:
+        """Make the jobs match the files (see the module docstring); the errors of broken
+        files (each logged once per version of the file)."""
+        now = now or utcnow()
+        playbooks, errors = self.load()
+        for error in errors:
+            if error not in self._reported:
+                self._reported.add(error)
+                log.warning("playbook not loaded: %s", error)
+        paused = await self.storage.playbooks.paused()
+        scheduled = {job.id: job for job in await self.storage.jobs.scheduled(PLAYBOOK)}
+        wanted = set()
+        for name, playbook in playbooks.items():
+            await self.storage.playbooks.see_version(name, playbook.version)
+            if not playbook.spec.enabled or name in paused:
+                continue
+            repeat = playbook.repeat(self.timezone, now)
+            if repeat is None:
+                continue
+            job_id = f"{JOB_PREFIX}{name}"
+            wanted.add(job_id)
+            job = scheduled.get(job_id)
+            if job is None or job.payload.get("repeat") != repeat:
+                # New or changed: (re)scheduled. Unchanged jobs keep their due time, so a run
+                # missed while the process was down is still seen as missed.
+                await schedule(self.storage, playbook, self.timezone, now)
+        for job_id in set(scheduled) - wanted:
+            if job_id.startswith(JOB_PREFIX):
+                await self.storage.jobs.cancel(job_id)
+        return errors
+
+    async def run(self, job: Job, late: timedelta) -> list[Reply]:
+        """One occurrence of the job's playbook (see the module docstring)."""
+        name = job.payload["name"]
+        playbook = self.load()[0].get(name)
+        if playbook is None:
+            log.warning("playbook %s is gone or broken; occurrence %s not run", name,
+                        job.due_at.isoformat())
+            return []
+        targets = self._targets()
+        if not targets:
+            return []
+        channel, chat = targets[0]
+        manual = bool(job.payload.get("manual"))
+        run_id = f"{name}@{job.due_at.astimezone(self.timezone):%Y-%m-%dT%H:%M}" + \
+            (f"/{job.id.rsplit(':', 1)[-1][:8]}" if manual else "")
+        since = await self.storage.playbooks.last_run_at(name) or \
+            job.due_at - FIRST_LOOKBACK
+        if not await self.storage.playbooks.claim(run_id=run_id, playbook=name,
+                                                  version=playbook.version,
+                                                  occurrence=job.due_at, manual=manual):
+            return []
+        items: list[str] = []
+        text = ""
+        memory, indexed = self.director.deps.memory, False
+        for step in playbook.spec.steps:
+            if step.kind == "collect" and memory is not None:
+                if not indexed:  # what happened since the last housekeeping counts too
+                    await memory.catch_up(notes_dir=self.director.deps.notes_dir)
+                    indexed = True
+                found = await memory.store.created_since(
+                    [COLLECTED[k] for k in step.collect or []], since=since, limit=MAX_ITEMS)
+                items += [f"- {item.text.strip()[:300]}" for item in found]
+            elif step.kind == "only_if" and not items:
+                await self.storage.playbooks.settle(
+                    run_id, status="idle",
+                    detail=f"nothing new since {when_text(since, self.timezone)}")
+                return []
+            elif step.kind == "draft":
+                text = fill(step.draft or "", {
+                    "items": "\n".join(items) or "(nothing)", "count": len(items),
+                    "since": when_text(since, self.timezone),
+                    "date": job.due_at.astimezone(self.timezone).strftime("%Y-%m-%d")})
+        action = playbook.spec.steps[-1]
+        text = text or "\n".join(items) or playbook.spec.description or name
+        command = {"note": f"/note {text}", "send": f"/send {action.send} {text}",
+                   "email": f"/email {action.email} {action.subject or name}\n{text}"}.get(
+            action.kind)
+        if command is None:  # no action: the draft is the result
+            await self.storage.playbooks.settle(run_id, status="done", detail=text[:200])
+            return [Reply("message", channel, chat, text=f"▶ {name}: {text}")]
+        inbound = Inbound(channel=channel, chat=chat, actor=f"playbook:{name}",
+                          event_id=f"playbook:{run_id}", text=command,
+                          attachment={"kind": PLAYBOOK, "run": run_id,
+                                      "external": bool(items)})
+        await self.storage.playbooks.settle(
+            run_id, status="started", plan_id=plan_id_for(channel, inbound.event_id))
+        return await self.director.handle(inbound)
