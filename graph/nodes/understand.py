@@ -20,8 +20,9 @@ from graph.state import DirectorDeps, PlanState, approval_id_for, say
 from graph.understanding import EFFECTFUL, Intent, parse_command
 from memory.models import Approval, utcnow
 
-DECIDING = frozenset({"cancel", "retry"})
+DECIDING = frozenset({"cancel", "retry", "run", "pause", "resume"})
 """Commands that decide on the operator's behalf: never taken from an outside agent."""
+_SCHEDULE_FIRST = re.compile(r"^\W*(?:every|each)\b", re.IGNORECASE)
 _DRAFT = re.compile(r"\b(?:draft|compose|write (?:a|an|the) (?:note|message|email|reply))\b",
                     re.IGNORECASE)
 
@@ -74,12 +75,16 @@ async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -
 
 def _as_proposal(result: dict[str, Any], inbound: Inbound) -> dict[str, Any]:
     """An outside agent's proposal (``solo mcp``): every step it leads to waits for the
-    operator, and commands that decide on their own (cancel, retry) are refused."""
+    operator, and what would decide at once (cancel, retry, running or pausing a playbook) is
+    refused; defining a playbook stays a proposal (a card with the file)."""
     intent = result["intent"]
     reason = (inbound.attachment or {}).get("reason")
     heading = say(f"🤖 {inbound.actor} proposes: “{inbound.text}”" +
                   (f" (because: {reason})" if reason else ""))
     command = intent["slots"].get("command")
+    if intent["intent"] == "playbook" and not command and \
+            not _SCHEDULE_FIRST.match(inbound.text):
+        command = "run"  # plain words about a playbook act on it directly: not from outside
     if command in DECIDING:
         refused = Intent("unknown", {"error": f"An outside agent cannot /{command}; only you "
                                               "can. Nothing was done."})

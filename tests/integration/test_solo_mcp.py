@@ -83,6 +83,8 @@ async def test_an_outside_agent_reads_and_proposes_and_only_the_operator_decides
         assert proposed == again  # the same key proposes once
         await call(client, "propose_plan", {"text": "/note the agent was here"})
         await call(client, "propose_plan", {"text": f"/cancel {waiting.approval_id}"})
+        await call(client, "propose_plan", {"text": "/run weekly-review"})
+        await call(client, "propose_plan", {"text": "pause the weekly review playbook"})
         empty = await client.call_tool("propose_plan", {"text": "   "})
         assert empty.is_error and "text is empty" in empty.content[0].text
 
@@ -94,6 +96,7 @@ async def test_an_outside_agent_reads_and_proposes_and_only_the_operator_decides
     assert sum("proposes: “/send crm invoice 43 is paid”" in t for t in texts) == 1, texts
     assert any("because: the bank statement shows it" in t for t in texts)
     assert any("An outside agent cannot /cancel" in t for t in texts), texts
+    assert sum("An outside agent cannot /run" in t for t in texts) == 2, texts
     cards = [s.card for s in shown if s.kind == "card"]
     assert len(cards) == 2  # the send and the note: even a low-risk note waits for a tap
     assert {c.risk for c in cards} == {"high", "medium"}
