@@ -41,8 +41,6 @@ from graph.timeparse import parse_when
 from memory.models import PlaybookRun
 from memory.stores import Storage
 
-KINDS = ("notes", "receipts", "facts", "mail")
-"""What a ``collect`` step can gather (memory item kinds: note, receipt, fact, mail)."""
 ACTIONS = ("note", "send", "email")
 JOB_PREFIX = "playbook:"
 """The id of a playbook's scheduled job is this plus its name."""
@@ -123,7 +121,6 @@ class Playbook:
     name: str
     spec: PlaybookSpec
     version: str
-    path: Path
 
     def repeat(self, zone: ZoneInfo, now: datetime) -> str | None:
         """The scheduler's repeat for the trigger: ``cron:EXPR`` (a natural-language schedule
@@ -193,7 +190,7 @@ def load_playbooks(directory: Path) -> tuple[list[Playbook], list[str]]:
             errors.append(f"{path.name}: {_reason(exc)}")
             continue
         version = hashlib.sha256(text.encode()).hexdigest()[:12]
-        playbooks.append(Playbook(name=name, spec=spec, version=version, path=path))
+        playbooks.append(Playbook(name=name, spec=spec, version=version))
     return playbooks, errors
 
 
