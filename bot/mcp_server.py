@@ -107,9 +107,7 @@ def build_server(*, storage: Storage, memory: Memory, timezone: Any) -> MCPServe
 
 
 def _meta_key(ctx: Context) -> str | None:
-    meta = ctx.request_context.meta
-    value = (meta or {}).get(KEY_META) if isinstance(meta, dict) else \
-        getattr(meta, "model_extra", None) and meta.model_extra.get(KEY_META)
+    value = (ctx.request_context.meta or {}).get(KEY_META)
     return str(value)[:200] if value else None
 
 

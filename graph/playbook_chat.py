@@ -33,6 +33,8 @@ _TITLE = re.compile(r"\b(?:draft|write|prepare|compile|make|put together|send|e-
                     r"(?:\s+(?:down|up|out))?\s+(?:the|a|an|my|our)\s+"
                     r"(?P<title>[a-z][a-z0-9 -]{2,40}?)(?:\s+(?:from|with|of|for|to|and|on)\b|$)",
                     re.I)
+DEFINES = re.compile(r"^\W*(?:every|each)\b", re.IGNORECASE)
+"""A sentence that opens with a schedule defines a playbook (it is not about one)."""
 RUN_WORDS = {"run": r"\b(?:run|start|kick off|trigger|execute|fire)\b",
              "pause": r"\b(?:pause|stop|disable|switch off|turn off|hold)\b",
              "resume": r"\b(?:resume|unpause|restart|turn .{0,40}?back on|re-?enable)\b",

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from graph.cron import Cron
 from graph.events import PLAYBOOK
+from graph.scheduler import next_occurrence
 from graph.timeparse import parse_when
 from memory.models import PlaybookRun
 from memory.stores import Storage
@@ -148,26 +149,18 @@ def schedule_as_cron(text: str, zone: ZoneInfo, now: datetime) -> str:
     return f"{at.minute} {at.hour} * * {weekday}"
 
 
-def next_due(playbook: Playbook, zone: ZoneInfo, after: datetime) -> datetime | None:
-    """The playbook's next occurrence after ``after`` (None: ``/run`` only)."""
-    repeat = playbook.repeat(zone, after)
-    if repeat is None:
-        return None
-    return Cron.parse(repeat.removeprefix("cron:")).next_after(after, zone)
-
-
 async def schedule(storage: Storage, playbook: Playbook, zone: ZoneInfo,
                    now: datetime) -> datetime | None:
     """(Re)write the playbook's job for its next occurrence; that time (None: not scheduled)."""
-    due = next_due(playbook, zone, now)
-    if due is None:
+    repeat = playbook.repeat(zone, now)
+    if repeat is None:
         return None
+    due = next_occurrence(now, repeat, after=now, timezone=zone)
     trigger = playbook.spec.trigger
     policy = "skip_late" if trigger.missed == "skip" else \
         f"catch_up_within:{int(trigger.grace_hours * 3600)}"
     await storage.jobs.put(id=f"{JOB_PREFIX}{playbook.name}", kind=PLAYBOOK, due_at=due,
-                           payload={"name": playbook.name,
-                                    "repeat": playbook.repeat(zone, now)},
+                           payload={"name": playbook.name, "repeat": repeat},
                            missed_policy=policy, replace=True)
     return due
 

@@ -9,6 +9,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import stamina
@@ -143,6 +144,14 @@ def caldav_rig(servers: MailRig) -> MailRig:
     return servers
 
 
+def unavailable(message: str, *, required: bool) -> NoReturn:
+    """A server a test needs is not here: skip saying ``message``, or fail where CI requires
+    it (a skip there would hide that the test never ran)."""
+    if required:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture
 def mail_rig(servers: MailRig) -> MailRig:
     """The rig with its mail servers running: skipped (saying why) where Dovecot is not
@@ -150,9 +159,7 @@ def mail_rig(servers: MailRig) -> MailRig:
     if not servers.mail:
         message = ("Dovecot is not installed (apt-get install dovecot-imapd dovecot-lmtpd; "
                    ".ci/run does it): mail tests cannot run")
-        if REQUIRE_MAIL:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(message, required=REQUIRE_MAIL)
     return servers
 
 
@@ -165,9 +172,7 @@ def filesystem_server() -> str:
         message = ("the npm MCP reference server is not installed: npm install "
                    "@modelcontextprotocol/server-filesystem and set SOLO_TEST_MCP_FILESYSTEM to "
                    "its node_modules/.bin/mcp-server-filesystem (.ci/run does)")
-        if REQUIRE_NODE:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(message, required=REQUIRE_NODE)
     return FILESYSTEM_SERVER
 
 
@@ -179,9 +184,7 @@ def local_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not (local.PYTHON and local.MODEL):
         message = ("no local model server: run .ci/local_model.sh and set "
                    "SOLO_TEST_LLAMA_PYTHON / SOLO_TEST_LLAMA_MODEL (.ci/run does)")
-        if REQUIRE_LOCAL_MODEL:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(message, required=REQUIRE_LOCAL_MODEL)
     proc, base_url = local.start_model_server(
         local.PYTHON, local.MODEL, tmp_path_factory.mktemp("model") / "server.log")
     yield base_url

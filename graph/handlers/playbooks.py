@@ -12,12 +12,11 @@ edits of the file.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict
 
 from connectors.playbook_files import PlaybookFilesConnector
 from graph.events import PLAYBOOK, Inbound
-from graph.playbook_chat import command_in, define_from_text, playbook_named
+from graph.playbook_chat import DEFINES, command_in, define_from_text, playbook_named
 from graph.playbooks import JOB_PREFIX, Playbook, load_playbooks, run_outcome, schedule
 from graph.state import DirectorDeps, Planned, PlanState, say
 from graph.timefmt import when_text
@@ -26,8 +25,6 @@ from memory.models import utcnow
 
 FILES = "playbooks"
 """The connector that saves playbook files."""
-DEFINING = re.compile(r"^\W*(?:every|each)\b", re.IGNORECASE)
-"""A sentence that starts with a schedule defines a playbook."""
 USAGE = ("Playbooks: /playbooks lists them; /playbook NAME shows one; /run NAME runs it now; "
          "/pause NAME and /resume NAME stop and restart its schedule.")
 
@@ -40,7 +37,7 @@ async def answer_playbooks(intent: Intent, state: PlanState, deps: DirectorDeps)
     by_name = {p.name: p for p in playbooks}
     command = intent.slots.get("command")
     said = Inbound.from_dict(state["inbound"]).text
-    if command is None and DEFINING.search(said):
+    if command is None and DEFINES.match(said):
         return _define(said, deps)
     if command is None:  # plain words: which command, which playbook
         words = str(intent.slots.get("text") or intent.slots.get("id") or "")

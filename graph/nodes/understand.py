@@ -16,13 +16,14 @@ from langgraph.types import interrupt
 from graph.budget import BudgetExceeded
 from graph.events import PLAYBOOK, PROPOSAL, Inbound, Transcript, VoiceError
 from graph.llm import LLMUnderstander, MalformedOutput, ModelUnavailable
+from graph.playbook_chat import DEFINES
 from graph.state import DirectorDeps, PlanState, approval_id_for, say
 from graph.understanding import EFFECTFUL, Intent, parse_command
 from memory.models import Approval, utcnow
 
 DECIDING = frozenset({"cancel", "retry", "run", "pause", "resume"})
 """Commands that decide on the operator's behalf: never taken from an outside agent."""
-_SCHEDULE_FIRST = re.compile(r"^\W*(?:every|each)\b", re.IGNORECASE)
+
 _DRAFT = re.compile(r"\b(?:draft|compose|write (?:a|an|the) (?:note|message|email|reply))\b",
                     re.IGNORECASE)
 
@@ -83,7 +84,7 @@ def _as_proposal(result: dict[str, Any], inbound: Inbound) -> dict[str, Any]:
                   (f" (because: {reason})" if reason else ""))
     command = intent["slots"].get("command")
     if intent["intent"] == "playbook" and not command and \
-            not _SCHEDULE_FIRST.match(inbound.text):
+            not DEFINES.match(inbound.text):
         command = "run"  # plain words about a playbook act on it directly: not from outside
     if command in DECIDING:
         refused = Intent("unknown", {"error": f"An outside agent cannot /{command}; only you "
