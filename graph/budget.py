@@ -70,14 +70,17 @@ class BudgetMeter:
         return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
     async def check(self, *, plan_id: str, input_tokens: int, max_output_tokens: int,
-                    job: bool = False) -> float:
+                    job: bool = False, cap_usd: float | None = None) -> float:
         """The estimated cost of a call; raises :class:`BudgetExceeded` if it would break a
-        cap. Call before the model is called."""
+        cap. Call before the model is called. ``cap_usd``: the plan's own cap (a playbook
+        run's budget; 0 = none) in place of the per-plan or per-job one."""
         estimate = self.prices.cost(input_tokens, max_output_tokens)
         day, _ = await self.storage.audit.model_cost(since=self._start_of_day())
         plan, _ = await self.storage.audit.model_cost(plan_id=plan_id)
         per_plan = ("per-job", self.caps.per_job_usd) if job else \
             ("per-plan", self.caps.per_plan_usd)
+        if cap_usd is not None:
+            per_plan = ("per-run", cap_usd)
         for name, cap, spent in (("daily", self.caps.daily_usd, day),
                                  (per_plan[0], per_plan[1], plan)):
             if cap and spent + estimate > cap:

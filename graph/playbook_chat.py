@@ -4,9 +4,11 @@
 newsletter hook" becomes a playbook file (:func:`define_from_text`): the schedule read by the
 time parser (as cron, in the operator's zone), what to collect from the words naming notes,
 receipts, mail or facts, the action from "send it to the X hook" / "email it to ADDRESS" /
-"note it", and a name from what is drafted ("weekly-update"). The director proposes the file as
-a card; only an approved one is saved. Deterministic and offline: no model is needed, and what
-the card shows is exactly the file that will be saved.
+"note it", and a name from what is drafted ("weekly-update"); "draft" or "summarise" has the
+model write the text (``model = true``, within the per-run budget shown on the card). The
+director proposes the file as a card; only an approved one is saved. Reading the sentence is
+deterministic and offline: no model is needed for it, and what the card shows is exactly the
+file that will be saved.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ _TITLE = re.compile(r"\b(?:draft|write|prepare|compile|make|put together|send|e-
                     r"(?:\s+(?:down|up|out))?\s+(?:the|a|an|my|our)\s+"
                     r"(?P<title>[a-z][a-z0-9 -]{2,40}?)(?:\s+(?:from|with|of|for|to|and|on)\b|$)",
                     re.I)
+_WRITES = re.compile(r"\b(?:draft|summari[sz]e|compose|write (?:up|a|an|the))\b", re.I)
+"""Words asking for written text: the draft step is written by the model (when one is set)."""
+BUDGET_USD = 0.05
+"""The per-run model budget of a playbook defined in chat (shown on its card; edit the file)."""
 DEFINES = re.compile(r"^\W*(?:every|each)\b", re.IGNORECASE)
 """A sentence that opens with a schedule defines a playbook (it is not about one)."""
 RUN_WORDS = {"run": r"\b(?:run|start|kick off|trigger|execute|fire)\b",
@@ -56,13 +62,16 @@ def define_from_text(text: str, *, zone: ZoneInfo, now: datetime,
     title = re.sub(r"^[\w-]+ (?:web)?hook (?:the )?", "", title_match["title"].strip()) \
         if title_match else (" and ".join(sources) or "reminder") + " digest"
     name = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "playbook"
-    lines = [f"description = {_quote(text.strip())}", "enabled = true", "", "[trigger]",
+    lines = [f"description = {_quote(text.strip())}", "enabled = true",
+             f"budget_usd = {BUDGET_USD}", "", "[trigger]",
              f"cron = \"{cron}\"", 'missed = "catch_up"', "grace_hours = 12", ""]
     if sources:
         lines += ["[[steps]]", f"collect = [{', '.join(_quote(s) for s in sources)}]", "",
                   "[[steps]]", 'only_if = "collected"', ""]
     template = title.capitalize() + " ({date})" + (":\n{items}" if sources else "")
     lines += ["[[steps]]", f"draft = {_quote(template)}"]
+    if _WRITES.search(text):
+        lines.append("model = true")
     action = _action(text, webhooks)
     if isinstance(action, str) and action.startswith("!"):
         return action[1:]

@@ -11,7 +11,10 @@ twice), then goes through the steps:
   after indexing what is new;
 - ``only_if = "collected"``: nothing collected → the run ends ``idle`` in the ledger, with no
   model call and nothing said in chat;
-- ``draft``: the template filled with what was collected;
+- ``draft``: the template filled with what was collected; with ``model = true`` (and a model
+  configured) the model writes the text from it, inside the run's plan, priced against the
+  playbook's ``budget_usd`` and the global caps: over a cap, the run waits on an
+  approve-to-exceed card (``graph/nodes/understand.py``) while other runs go on;
 - the action (``note``, ``send``, ``email``) becomes the matching command, run by the director
   as a plan of its own (``actor`` ``playbook:NAME``): gated, approved, executed once, receipted
   like anything the operator types. Text gathered from memory is outside text, so when the
@@ -120,7 +123,7 @@ class PlaybookRunner:
                                                   occurrence=job.due_at, manual=manual):
             return []
         items: list[str] = []
-        text = ""
+        text, by_model = "", False
         memory, indexed = self.director.deps.memory, False
         for step in playbook.spec.steps:
             if step.kind == "collect" and memory is not None:
@@ -140,18 +143,22 @@ class PlaybookRunner:
                     "items": "\n".join(items) or "(nothing)", "count": len(items),
                     "since": when_text(since, self.timezone),
                     "date": job.due_at.astimezone(self.timezone).strftime("%Y-%m-%d")})
+                by_model = step.model and self.director.deps.meter is not None
         action = playbook.spec.steps[-1]
         text = text or "\n".join(items) or playbook.spec.description or name
-        command = {"note": f"/note {text}", "send": f"/send {action.send} {text}",
-                   "email": f"/email {action.email} {action.subject or name}\n{text}"}.get(
-            action.kind)
-        if command is None:  # no action: the draft is the result
+        prefix = {"note": "/note ", "send": f"/send {action.send} ",
+                  "email": f"/email {action.email} {action.subject or name}\n"}.get(action.kind)
+        if prefix is None and not by_model:  # no action: the draft is the result
             await self.storage.playbooks.settle(run_id, status="done", detail=text[:200])
             return [Reply("message", channel, chat, text=f"▶ {name}: {text}")]
+        attachment = {"kind": PLAYBOOK, "run": run_id, "external": bool(items) or by_model}
+        if by_model:  # written in the plan (priced against the run's budget; over it, a card)
+            attachment["draft"] = {"brief": playbook.spec.description or name,
+                                   "material": text, "budget_usd": playbook.spec.budget_usd,
+                                   "prefix": prefix or ""}
         inbound = Inbound(channel=channel, chat=chat, actor=f"playbook:{name}",
-                          event_id=f"playbook:{run_id}", text=command,
-                          attachment={"kind": PLAYBOOK, "run": run_id,
-                                      "external": bool(items)})
+                          event_id=f"playbook:{run_id}", text=(prefix or "") + text,
+                          attachment=attachment)
         await self.storage.playbooks.settle(
             run_id, status="started", plan_id=plan_id_for(channel, inbound.event_id))
         return await self.director.handle(inbound)

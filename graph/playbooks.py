@@ -4,6 +4,7 @@ A playbook is a TOML file in ``<data_dir>/playbooks/`` (the schema is in ``docs/
 
     description = "Friday update to the newsletter"
     enabled = true
+    budget_usd = 0.05                      # model spend per run; over it, a card asks
     [trigger]
     schedule = "every friday at 16:00"     # or cron = "0 16 * * 5"; neither: /run NAME only
     missed = "catch_up"                    # or "skip"; catch_up runs once within grace_hours
@@ -14,6 +15,7 @@ A playbook is a TOML file in ``<data_dir>/playbooks/`` (the schema is in ``docs/
     only_if = "collected"                  # nothing collected: the run ends here, quietly
     [[steps]]
     draft = "This week: {items}"
+    model = true                           # a model writes it from that (when one is set)
     [[steps]]
     send = "newsletter"                    # or note = true, or email = "a@b.c" + subject
 
@@ -74,6 +76,8 @@ class Step(BaseModel):
     collect: list[Literal["notes", "receipts", "facts", "mail"]] | None = None
     only_if: Literal["collected"] | None = None
     draft: str | None = Field(None, max_length=4000)
+    model: bool = Field(False, description="a draft written by the model from the filled "
+                                           "template (without a model: the filled template)")
     note: bool | None = None
     send: str | None = None
     email: str | None = None
@@ -88,6 +92,8 @@ class Step(BaseModel):
                              f"email (this one has {', '.join(given) or 'none'})")
         if self.subject and not self.email:
             raise ValueError("subject belongs to an email step")
+        if self.model and self.draft is None:
+            raise ValueError("model belongs to a draft step")
         return self
 
     @property
@@ -103,6 +109,8 @@ class PlaybookSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     description: str = ""
     enabled: bool = False
+    budget_usd: float = Field(0.05, ge=0, le=100,
+                              description="model spend per run, USD (0: only the global caps)")
     trigger: Trigger = Field(default_factory=Trigger)
     steps: list[Step] = Field(min_length=1)
 

@@ -36,7 +36,11 @@ async def answer_playbooks(intent: Intent, state: PlanState, deps: DirectorDeps)
     playbooks, errors = load_playbooks(deps.playbooks_dir)
     by_name = {p.name: p for p in playbooks}
     command = intent.slots.get("command")
-    said = Inbound.from_dict(state["inbound"]).text
+    inbound = Inbound.from_dict(state["inbound"])
+    said = inbound.text
+    if command == "report" and (inbound.attachment or {}).get("kind") == PLAYBOOK:
+        # a run with no action step: its drafted text is the result (graph/nodes/understand.py)
+        return {"replies": [say(f"▶ {intent.slots['id']}: {intent.slots['text']}")]}
     if command is None and DEFINES.match(said):
         return _define(said, deps)
     if command is None:  # plain words: which command, which playbook

@@ -14,6 +14,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from graph.budget import BudgetExceeded
+from graph.drafting import draft_from_brief
 from graph.events import PLAYBOOK, PROPOSAL, Inbound, Transcript, VoiceError
 from graph.llm import LLMUnderstander, MalformedOutput, ModelUnavailable
 from graph.playbook_chat import DEFINES
@@ -54,16 +55,11 @@ async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -
             detail={"summary": f"voice note: {heard.text}", "confidence": heard.confidence,
                     "seconds": round(heard.seconds, 1)})
         inbound = replace(inbound, text=heard.text)
+    if (inbound.attachment or {}).get("kind") == PLAYBOOK:
+        return await _playbook_run(state, deps, inbound)
     result = await _understand_text(state, deps, inbound)
     if (inbound.attachment or {}).get("kind") == PROPOSAL:
         return _as_proposal(result, inbound)
-    if (inbound.attachment or {}).get("kind") == PLAYBOOK:
-        # A playbook's action: its text may carry what the run collected (outside text).
-        if inbound.attachment.get("external"):
-            result["intent"]["slots"]["external"] = True
-        heading = say(f"▶ Playbook {inbound.actor.removeprefix('playbook:')} "
-                      f"(run {inbound.attachment.get('run')})")
-        return {**result, "replies": [heading, *result.get("replies", [])]}
     if heard is not None:
         intent = result["intent"]
         # A voice note acts at once only when both the ears and the understanding are sure.
@@ -72,6 +68,62 @@ async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -
                                   f"{heard.confidence:.0%}; understood as {intent['intent']}, "
                                   f"{intent['confidence']:.0%})"), *result.get("replies", [])]
     return result
+
+
+async def _playbook_run(state: PlanState, deps: DirectorDeps,
+                        inbound: Inbound) -> dict[str, Any]:
+    """A playbook run's action (``graph/playbook_runner.py``), its text drafted by the model
+    first when the playbook says so. Its text may carry what the run collected or what the
+    model wrote: outside text, so its step waits for a tap."""
+    attachment = inbound.attachment or {}
+    name = inbound.actor.removeprefix("playbook:")
+    replies = [say(f"▶ Playbook {name} (run {attachment.get('run')})")]
+    draft = attachment.get("draft")
+    if draft:
+        text, notices = await _playbook_draft(state, deps, inbound, draft)
+        replies += notices
+        if not draft["prefix"]:  # no action step: the text is the result, said in chat
+            return {"intent": Intent("playbook", {"command": "report", "id": name,
+                                                  "text": text}).to_dict(),
+                    "replies": replies}
+        inbound = replace(inbound, text=draft["prefix"] + text)
+    result = await _understand_text(state, deps, inbound)
+    if attachment.get("external"):
+        result["intent"]["slots"]["external"] = True
+    return {**result, "replies": [*replies, *result.get("replies", [])]}
+
+
+async def _playbook_draft(state: PlanState, deps: DirectorDeps, inbound: Inbound,
+                          draft: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The model's text for the run, priced against the run's budget; over a cap, the run
+    waits on an approve-to-exceed card. Without the model (none, down, or the cap kept), the
+    template filled with what was collected."""
+    llm = deps.understander
+    if not isinstance(llm, LLMUnderstander):
+        return draft["material"], []
+    notices: list[dict[str, Any]] = []
+    over_cap_approved = False
+    while True:
+        try:
+            text = await draft_from_brief(
+                llm, brief=draft["brief"], material=draft["material"],
+                plan_id=state["plan_id"], actor=inbound.actor, channel=inbound.channel,
+                cap_usd=draft["budget_usd"], over_cap_approved=over_cap_approved)
+            return text, notices
+        except BudgetExceeded as exc:
+            approval = await _over_budget_decision(
+                state, deps, inbound, exc,
+                reason=f"Drafting for {inbound.actor} would go over the {exc.cap_name} "
+                       "budget cap. Approve to allow this one call; reject to use the "
+                       "template as it is (the run goes on either way).")
+            notices.append({"kind": "card_update", "approval_id": approval.id})
+            if approval.status != "approved":
+                return draft["material"], [*notices, say(
+                    "(The budget cap was kept: the template as it is, no model call.)")]
+            over_cap_approved = True
+        except ModelUnavailable as exc:
+            return draft["material"], [*notices, say(
+                f"(The model was not used: {exc}. The template as it is.)")]
 
 
 def _as_proposal(result: dict[str, Any], inbound: Inbound) -> dict[str, Any]:
@@ -119,11 +171,11 @@ async def _understand_text(state: PlanState, deps: DirectorDeps,
         try:
             intent = await deps.understander.understand(inbound.text, context)
         except BudgetExceeded as exc:
-            approval = await _budget_approval(state, deps, inbound, exc)
-            if approval.status == "pending":
-                interrupt({"approval_id": approval.id})
-                approval = await deps.storage.approvals.get(approval.id)
-            await deps.storage.approvals.complete(approval.id, receipt_id=None)
+            approval = await _over_budget_decision(
+                state, deps, inbound, exc,
+                reason=f"A model call for \"{inbound.text[:200]}\" would go over the "
+                       f"{exc.cap_name} budget cap. Approve to allow this one call; reject "
+                       "to use the offline understanding.")
             notices.append({"kind": "card_update", "approval_id": approval.id})
             if approval.status != "approved":
                 raise ModelUnavailable(f"the budget cap was kept ({approval.status})") from exc
@@ -144,15 +196,25 @@ async def _understand_text(state: PlanState, deps: DirectorDeps,
     return {"intent": intent.to_dict(), "replies": notices}
 
 
+async def _over_budget_decision(state: PlanState, deps: DirectorDeps, inbound: Inbound,
+                                exc: BudgetExceeded, *, reason: str) -> Approval:
+    """The operator's decision on this plan's approve-to-exceed card: the plan waits here (an
+    interrupt) until it is decided. One card per plan: re-running the node finds it."""
+    approval = await _budget_approval(state, deps, inbound, exc, reason=reason)
+    if approval.status == "pending":
+        interrupt({"approval_id": approval.id})
+        approval = await deps.storage.approvals.get(approval.id)
+    await deps.storage.approvals.complete(approval.id, receipt_id=None)
+    return approval
+
+
 async def _budget_approval(state: PlanState, deps: DirectorDeps, inbound: Inbound,
-                           exc: BudgetExceeded) -> Approval:
+                           exc: BudgetExceeded, *, reason: str) -> Approval:
     now = utcnow()
     return await deps.storage.approvals.ensure(
         id=approval_id_for(f"{state['plan_id']}:budget"), plan_id=state["plan_id"],
         channel=inbound.channel, chat=inbound.chat, kind="budget.exceed", risk="medium",
-        reason=f"A model call for \"{inbound.text[:200]}\" would go over the {exc.cap_name} "
-               "budget cap. Approve to allow this one call; reject to use the offline "
-               "understanding.",
+        reason=reason,
         diff={"steps": [{"title": "Model call over budget", "fields": [
             ["cap", None, f"{exc.cap_name} ${exc.cap:.2f}"],
             ["spent", None, f"${exc.spent:.4f}"],

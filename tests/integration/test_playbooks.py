@@ -18,10 +18,13 @@ import time_machine
 from bot.adapters.memory import InMemoryAdapter
 from bot.app import SoloApp
 from config import Settings
+from connectors.email import message_id_for
 from graph.cron import Cron
 from graph.playbooks import load_playbooks
+from graph.state import idempotency_key_for
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.webhooks import WebhookReceiver
+from tests.support.mailrig import MailRig
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WEEKLY = """description = "Monday check"
@@ -67,6 +70,31 @@ async def app(clock: time_machine.Traveller, tmp_path: Path, database_url: str,
     chat = InMemoryAdapter()
     await solo.add_adapter(chat, operators={"operator"})
     yield solo, chat, folder
+    await solo.aclose()
+
+
+@pytest.fixture
+async def office(clock: time_machine.Traveller, tmp_path: Path, mail_rig: MailRig,
+                 receiver: WebhookReceiver, openai: FakeOpenAI,
+                 ) -> AsyncIterator[tuple[SoloApp, InMemoryAdapter, Path, str]]:
+    """The app with real mail servers, a priced model and a webhook; its playbooks folder and
+    the mail user it sends as."""
+    user = mail_rig.add_user()
+    folder = tmp_path / "data" / "playbooks"
+    folder.mkdir(parents=True)
+    solo = await SoloApp.open(Settings.model_validate({
+        "storage": {"data_dir": tmp_path / "data"},
+        "operator": {"timezone": "Europe/Berlin"},
+        "llm": {"model": "openai:gpt-test", "base_url": openai.base_url, "api_key": "sk-test",
+                "input_usd_per_million": 10, "output_usd_per_million": 30},
+        "connectors": {"webhooks": {"crm": {"url": receiver.url}}, "email": {
+            "imap_host": "127.0.0.1", "imap_port": mail_rig.imap_port,
+            "smtp_host": "127.0.0.1", "smtp_port": mail_rig.smtp_port, "security": "none",
+            "username": user, "password": mail_rig.users[user],
+            "address": mail_rig.address(user), "poll_seconds": 3600}}}))
+    chat = InMemoryAdapter()
+    await solo.add_adapter(chat, operators={"operator"})
+    yield solo, chat, folder, user
     await solo.aclose()
 
 
@@ -287,3 +315,107 @@ async def test_plain_words_run_pause_and_show(app, clock, openai: FakeOpenAI) ->
     assert "friday-update ·" in (await chat.say("what playbooks do I have"))[0].text
     assert "There is no webhook named 'nowhere'" in (
         await chat.say("every day at 7 send the digest to the nowhere hook"))[0].text
+
+
+UPDATE = """description = "The week's update for Acme, friendly and short"
+enabled = true
+[trigger]
+cron = "0 16 * * 5"
+[[steps]]
+collect = ["notes"]
+[[steps]]
+only_if = "collected"
+[[steps]]
+draft = "Notes of the week:\\n{items}"
+model = true
+[[steps]]
+email = "CLIENT"
+subject = "This week at Solo"
+"""
+WRITTEN = "Hi Acme,\nthis week we shipped the March release.\nBest"
+
+
+async def test_a_run_drafted_by_the_model_is_emailed_once_after_approval(
+        office, clock, openai: FakeOpenAI, mail_rig: MailRig) -> None:
+    solo, chat, folder, user = office
+    client = mail_rig.add_user()
+    (folder / "update.toml").write_text(UPDATE.replace("CLIENT", mail_rig.address(client)))
+    clock.move_to(at(2026, 11, 2, 10, 0))
+    await solo.jobs.sync_playbooks()
+    # Nothing collected by Friday: the run ends before the draft, and the model is not asked.
+    await tick(solo, clock, at(2026, 11, 6, 16, 0))
+    assert openai.requests == []
+    assert [r.status for r in await solo.storage.playbooks.runs("update")] == ["idle"]
+    await chat.say("/note shipped the March release")
+    openai.script = [WRITTEN]
+    await tick(solo, clock, at(2026, 11, 13, 16, 0))
+    assert len(openai.requests) == 1  # the draft
+    assert "<material>\nNotes of the week:\n- shipped the March release\n</material>" in \
+        openai.prompt_text() and "friendly and short" in openai.prompt_text()
+    [card] = [s.card for s in chat.sent if s.kind == "card"]
+    fields = {name: after for name, _, after in card.diffs[0]["fields"]}
+    assert fields["To"] == mail_rig.address(client)
+    assert fields["Subject"] == "This week at Solo" and WRITTEN in fields["Body"]
+    assert mail_rig.messages(client) == []  # nothing before the tap
+    await chat.press("approve", card.approval_id)
+    await chat.press("approve", card.approval_id)
+    [run, _] = await solo.storage.playbooks.runs("update")
+    message_id = message_id_for(idempotency_key_for(run.plan_id, 0), "example.test")
+    assert mail_rig.with_message_id(client, message_id) == 1
+    assert mail_rig.with_message_id(user, message_id, "Sent") == 1
+    shown = (await chat.say("/playbook update"))[0].text
+    assert "Run update@2026-11-13T16:00" in shown and "done (plan" in shown
+    [step] = await solo.storage.plans.steps(run.plan_id)
+    receipt = step.receipt["id"]
+    assert f"receipt {receipt}" in shown
+    decisions = [(e.decision, e.prompt_version) for e in await solo.storage.audit.recent(200)
+                 if e.plan_id == run.plan_id]
+    assert ("model.ok", "playbook-draft-v1") in decisions
+    assert any(d == "approved" for d, _ in decisions) and \
+        any(d == "executed" for d, _ in decisions), decisions
+    summary = await summary_text(solo, chat, at(2026, 11, 14, 7, 0))
+    assert f"• update: done (plan {run.plan_id[:8]}, receipt {receipt})" in summary
+
+
+COSTLY = """description = "Digest for the crm"
+enabled = true
+budget_usd = 0.001
+[trigger]
+cron = "0 8 * * *"
+[[steps]]
+draft = "Digest {date}"
+model = true
+[[steps]]
+send = "crm"
+"""
+
+
+async def test_a_run_over_its_budget_waits_on_a_card_while_others_run(
+        office, clock, openai: FakeOpenAI, receiver: WebhookReceiver) -> None:
+    solo, chat, folder, _ = office
+    (folder / "costly.toml").write_text(COSTLY)
+    (folder / "weekly.toml").write_text(WEEKLY.replace("monday at 9:00", "day at 8:00"))
+    clock.move_to(at(2026, 11, 2, 7, 0))
+    await solo.jobs.sync_playbooks()
+    await tick(solo, clock, at(2026, 11, 2, 8, 0))
+    [card] = [s.card for s in chat.sent if s.kind == "card"]
+    assert "per-run budget cap" in card.reason and "playbook:costly" in card.reason
+    assert openai.requests == [] and receiver.posts == []  # priced, not called
+    assert "weekly check 2026-11-02" in "".join(notes(folder))  # the other playbook ran
+    openai.script = ["Digest: all quiet."]
+    await chat.press("approve", card.approval_id)  # over the cap, this once
+    assert len(openai.requests) == 1
+    [send] = [s.card for s in chat.sent if s.kind == "card" and s.card.approval_id !=
+              card.approval_id]
+    await chat.press("approve", send.approval_id)  # model text: outside text, a tap first
+    [post] = receiver.posts
+    assert post.body["text"] == "Digest: all quiet."
+    # Kept the next day: the filled template is sent instead, and no model call is made.
+    await tick(solo, clock, at(2026, 11, 3, 8, 0))
+    [kept] = [s.card for s in chat.sent if s.kind == "card" and "budget" in s.card.reason
+              and s.card.approval_id != card.approval_id]
+    await chat.press("reject", kept.approval_id)
+    assert len(openai.requests) == 1
+    [send] = [s.card for s in chat.sent if s.kind == "card"][-1:]
+    await chat.press("approve", send.approval_id)
+    assert receiver.posts[-1].body["text"] == "Digest 2026-11-03"
