@@ -20,6 +20,7 @@ from bot.app import SoloApp
 from bot.datadir import PRIVATE_UMASK
 from bot.mcp_server import build_server as build_mcp_server
 from bot.mcp_server import require_token
+from bot.web import WebListener
 from bot.wiring import build_adapters, build_memory, build_understander, open_state
 from config import ConfigError, Settings, load_settings
 from memory.embeddings import StaticEmbeddings
@@ -109,6 +110,7 @@ async def run_serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    web: WebListener | None = None
     try:
         for adapter in adapters:
             await app.add_adapter(adapter, start=False)
@@ -120,6 +122,15 @@ async def run_serve(settings: Settings) -> int:
             print(f"solo serve: could not start: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
         await app.jobs.schedule_daily_summary()
+        if settings.console.port:
+            listener = WebListener(app, settings.console.host, settings.console.port)
+            try:
+                await listener.start()
+            except OSError as exc:
+                print(f"solo serve: cannot listen on {settings.console.host}:"
+                      f"{settings.console.port} ([console] host, port): {exc}", file=sys.stderr)
+                return 1
+            web = listener
         scheduler = asyncio.create_task(app.jobs.run())
         # Said only once everything is in place: tests (and operators) wait for this line.
         log.info("serving %s", ", ".join(a.name for a in adapters))
@@ -135,6 +146,8 @@ async def run_serve(settings: Settings) -> int:
                     await app.jobs.housekeeping()
         scheduler.cancel()
     finally:
+        if web is not None:
+            await web.stop()
         await app.aclose()
     return 0
 

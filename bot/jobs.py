@@ -60,7 +60,8 @@ class JobsLoop:
         email = director.deps.connectors.get("email")
         mail = settings.connectors.email
         self.mail = MailInbox(storage=director.storage, email=email, memory=director.deps.memory,
-                              rules=mail.triage, poll_seconds=mail.poll_seconds) \
+                              rules=mail.triage, poll_seconds=mail.poll_seconds,
+                              on_mail=self.playbooks.mail_arrived) \
             if isinstance(email, EmailConnector) else None
         self._next_poll = 0.0
 

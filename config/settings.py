@@ -281,6 +281,16 @@ class PolicySettings(BaseModel):
         return value
 
 
+class ConsoleSettings(BaseModel):
+    """The local web listener of ``solo serve``: playbook webhooks (``POST /hooks/NAME``) and
+    ``/healthz``."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    """0: not listening."""
+    password: SecretStr | None = None
+
+
 class Settings(BaseSettings):
     """All of Solo OS's settings."""
 
@@ -300,6 +310,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     def configured_adapters(self) -> list[str]:
         """Names of the chat adapters whose required settings are present."""

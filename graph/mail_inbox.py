@@ -12,7 +12,7 @@ retried with backoff (doubling from ``poll_seconds`` up to an hour) and said onc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 from connectors.base import AuthError, TransientError
@@ -46,15 +46,20 @@ class MailInbox:
         memory: where mail is indexed (None: not indexed).
         rules: the operator's triage rules (sender pattern → class).
         poll_seconds: the normal interval; the backoff starts from it.
+        on_mail: called with each new mail that is not our own, before it is stored (so a
+            crash in between re-reads it and calls again: the callee must be idempotent, as
+            playbook runs keyed by the message are).
     """
 
     def __init__(self, *, storage: Storage, email: EmailConnector, memory: Memory | None,
-                 rules: Mapping[str, str], poll_seconds: float) -> None:
+                 rules: Mapping[str, str], poll_seconds: float,
+                 on_mail: Callable[[FetchedMail], Awaitable[None]] | None = None) -> None:
         self.storage = storage
         self.email = email
         self.memory = memory
         self.rules = dict(rules)
         self.poll_seconds = poll_seconds
+        self.on_mail = on_mail
 
     async def due(self, now: datetime | None = None) -> bool:
         """Whether a poll should run now (not while backing off after a failure)."""
@@ -90,6 +95,8 @@ class MailInbox:
     async def _store(self, mail: FetchedMail) -> int | None:
         """Store and index one message; its id if it needs a reply and is new."""
         own = is_own_message_id(mail.message_id)
+        if self.on_mail is not None and not own:
+            await self.on_mail(mail)
         verdict = triage(mail, self.rules)
         mail_id = await self.storage.mail.add({
             "folder": mail.folder, "uidvalidity": mail.uidvalidity, "uid": mail.uid,

@@ -31,8 +31,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from connectors.mailbox import FetchedMail
 from graph.events import PLAYBOOK, Inbound, Reply
-from graph.playbooks import JOB_PREFIX, Playbook, fill, load_playbooks, schedule
+from graph.mail_inbox import memory_text
+from graph.playbooks import JOB_PREFIX, Playbook, fill, load_playbooks, put_event_run, schedule
 from graph.state import plan_id_for
 from graph.timefmt import when_text
 from memory.models import Job, utcnow
@@ -101,6 +103,18 @@ class PlaybookRunner:
                 await self.storage.jobs.cancel(job_id)
         return errors
 
+    async def mail_arrived(self, mail: FetchedMail) -> None:
+        """A run of each enabled, unpaused playbook whose mail rule matches ``mail`` (once per
+        message, however often it is read)."""
+        matching = [p for p in self.load()[0].values() if p.spec.enabled and
+                    p.spec.trigger.matches_mail(mail.from_addr, mail.subject)]
+        paused = await self.storage.playbooks.paused() if matching else set()
+        for playbook in matching:
+            if playbook.name not in paused:
+                await put_event_run(self.storage, playbook.name, event="mail",
+                                    key=f"{mail.folder}:{mail.uidvalidity}:{mail.uid}",
+                                    text=memory_text(mail))
+
     async def run(self, job: Job, late: timedelta) -> list[Reply]:
         """One occurrence of the job's playbook (see the module docstring)."""
         name = job.payload["name"]
@@ -114,15 +128,21 @@ class PlaybookRunner:
             return []
         channel, chat = targets[0]
         manual = bool(job.payload.get("manual"))
-        run_id = f"{name}@{job.due_at.astimezone(self.timezone):%Y-%m-%dT%H:%M}" + \
+        event = job.payload.get("event")
+        run_id = f"{name}@{event}/{job.payload['key']}" if event else \
+            f"{name}@{job.due_at.astimezone(self.timezone):%Y-%m-%dT%H:%M}" + \
             (f"/{job.id.rsplit(':', 1)[-1][:8]}" if manual else "")
         since = await self.storage.playbooks.last_run_at(name) or \
             job.due_at - FIRST_LOOKBACK
         if not await self.storage.playbooks.claim(run_id=run_id, playbook=name,
                                                   version=playbook.version,
-                                                  occurrence=job.due_at, manual=manual):
+                                                  occurrence=job.due_at,
+                                                  manual=manual or bool(event)):
             return []
-        items: list[str] = []
+        # What the event brought (a webhook's body, a mail) is the run's first item: outside
+        # text, like everything collected.
+        items = [f"- {job.payload['text'].strip()}"] if (job.payload.get("text") or "").strip() \
+            else []
         text, by_model = "", False
         memory, indexed = self.director.deps.memory, False
         for step in playbook.spec.steps:

@@ -9,6 +9,8 @@ A playbook is a TOML file in ``<data_dir>/playbooks/`` (the schema is in ``docs/
     schedule = "every friday at 16:00"     # or cron = "0 16 * * 5"; neither: /run NAME only
     missed = "catch_up"                    # or "skip"; catch_up runs once within grace_hours
     grace_hours = 12
+    # hook = true, secret = "…": POST /hooks/NAME runs it; mail_from = "*@acme.example"
+    # and/or mail_subject = "invoice": each new matching mail runs it
     [[steps]]
     collect = ["notes", "receipts"]        # memory items since the last run
     [[steps]]
@@ -26,6 +28,7 @@ version it started with.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 import tomllib
@@ -41,23 +44,33 @@ from graph.cron import Cron
 from graph.events import PLAYBOOK
 from graph.scheduler import next_occurrence
 from graph.timeparse import parse_when
-from memory.models import PlaybookRun
+from memory.models import PlaybookRun, utcnow
 from memory.stores import Storage
 
 ACTIONS = ("note", "send", "email")
 JOB_PREFIX = "playbook:"
 """The id of a playbook's scheduled job is this plus its name."""
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MIN_SECRET = 16
+EVENT_POLICY = "catch_up_within:86400"
+"""An event's run still runs up to a day late (after downtime), once."""
+MAX_EVENT_TEXT = 4000
 
 
 class Trigger(BaseModel):
-    """When a playbook runs by itself (neither schedule nor cron: only ``/run NAME``)."""
+    """When a playbook runs by itself: on a schedule, on an event (a call of its webhook, a new
+    mail matching a rule), or none of these: only ``/run NAME``."""
 
     model_config = ConfigDict(extra="forbid")
     schedule: str = Field("", description='natural language, e.g. "every friday at 16:00"')
     cron: str = ""
     missed: Literal["catch_up", "skip"] = "catch_up"
     grace_hours: float = Field(12.0, ge=0, le=24 * 14)
+    hook: bool = Field(False, description="POST /hooks/NAME (with the secret) runs it")
+    secret: str = Field("", description="the webhook's bearer token, 16 characters or more")
+    mail_from: str = Field("", description='a new mail from a matching sender runs it, e.g. '
+                                           '"*@acme.example"')
+    mail_subject: str = Field("", description="a new mail whose subject contains this runs it")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Trigger:
@@ -65,7 +78,18 @@ class Trigger(BaseModel):
             raise ValueError("give schedule or cron, not both")
         if self.cron:
             Cron.parse(self.cron)
+        if self.hook and len(self.secret) < MIN_SECRET:
+            raise ValueError(f"a hook needs a secret of at least {MIN_SECRET} characters")
+        if self.secret and not self.hook:
+            raise ValueError("secret belongs to hook = true")
         return self
+
+    def matches_mail(self, sender: str, subject: str) -> bool:
+        """Whether a new mail from ``sender`` about ``subject`` runs the playbook."""
+        if not (self.mail_from or self.mail_subject):
+            return False
+        return (not self.mail_from or fnmatch.fnmatch(sender.lower(), self.mail_from.lower())) \
+            and (not self.mail_subject or self.mail_subject.lower() in subject.lower())
 
 
 class Step(BaseModel):
@@ -171,6 +195,18 @@ async def schedule(storage: Storage, playbook: Playbook, zone: ZoneInfo,
                            payload={"name": playbook.name, "repeat": repeat},
                            missed_policy=policy, replace=True)
     return due
+
+
+async def put_event_run(storage: Storage, name: str, *, event: str, key: str,
+                        text: str) -> str:
+    """A run of playbook ``name`` for an event (``hook``, ``mail``): a job due now whose id
+    derives from the event's key, so an event delivered twice runs once; the run's id."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    await storage.jobs.put(id=f"event:{name}:{event}:{digest}", kind=PLAYBOOK, due_at=utcnow(),
+                           payload={"name": name, "event": event, "key": digest,
+                                    "text": text[:MAX_EVENT_TEXT]},
+                           missed_policy=EVENT_POLICY)
+    return f"{name}@{event}/{digest}"
 
 
 def load_playbooks(directory: Path) -> tuple[list[Playbook], list[str]]:

@@ -6,7 +6,6 @@ in the operator's zone → one event; /agenda and the summary list it; tasks."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,7 @@ from connectors.email import message_id_for
 from graph.state import idempotency_key_for
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.webhooks import WebhookReceiver
-from tests.support.mailrig import MailRig
-
-
-def mail(sender: str, to: str, subject: str, body: str, message_id: str) -> bytes:
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = sender, to, subject
-    message["Message-ID"] = message_id
-    message.set_content(body)
-    return message.as_bytes()
+from tests.support.mailrig import MailRig, mail
 
 
 @pytest.fixture

@@ -1,16 +1,19 @@
 """Playbooks with real ``solo serve`` processes: two instances on one PostgreSQL database are
 killed (SIGKILL) while their playbooks' occurrences fall due; restarted after the due time, each
 missed occurrence follows its playbook's policy — caught up once, or skipped and reported — a
-week-long outage yields one run, and no occurrence runs twice across the two instances."""
+week-long outage yields one run, and no occurrence runs twice across the two instances. And
+``solo serve`` takes a playbook's webhook on its ``[console]`` port."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from memory.db import open_database
@@ -104,3 +107,31 @@ async def _skips(storage: Storage) -> list:
     """The audit's record of the skip playbook's missed occurrence."""
     return [e for e in await storage.audit.recent(500)
             if e.decision == "job.skipped" and (e.detail or {}).get("job") == "playbook:late"]
+
+
+async def test_solo_serve_takes_a_playbook_webhook_on_its_console_port(tmp_path: Path) -> None:
+    telegram = FakeTelegramServer()
+    await telegram.start()
+    with socket.socket() as probe:  # a free port for the listener
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = write_serve_config(tmp_path, telegram.config_section(),
+                                f'[console]\nport = {port}\n')
+    folder = tmp_path / "data" / "playbooks"
+    folder.mkdir(parents=True)
+    (folder / "orders.toml").write_text(
+        'enabled = true\n[trigger]\nhook = true\nsecret = "orders-secret-0042"\n'
+        '[[steps]]\ndraft = "New order: {items}"\n[[steps]]\nnote = true\n')
+    proc = await start_serve(config, tmp_path / "serve.log")
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.post(
+                f"http://127.0.0.1:{port}/hooks/orders", json={"text": "Order 7: 2 mugs"},
+                headers={"Authorization": "Bearer orders-secret-0042"})
+        assert answer.status_code == 202, answer.text
+        # The body is outside text: the note waits on a card in the operator's chat.
+        await telegram.wait_for(lambda: any("New order: - Order 7: 2 mugs" in t
+                                            for t in telegram.texts()))
+    finally:
+        await stop(proc)
+        await telegram.stop()

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -297,3 +298,12 @@ class MailRig:
         """The ``[connectors.calendar]`` TOML for ``user``."""
         return (f'[connectors.calendar]\nurl = "http://127.0.0.1:{self.caldav_port}/{user}/"\n'
                 f'username = "{user}"\npassword = "{self.users[user]}"\ncalendar = "work"\n')
+
+
+def mail(sender: str, to: str, subject: str, body: str, message_id: str) -> bytes:
+    """A plain-text message as raw bytes, ready for :meth:`MailRig.deliver`."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, to, subject
+    message["Message-ID"] = message_id
+    message.set_content(body)
+    return message.as_bytes()
