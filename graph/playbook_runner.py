@@ -9,17 +9,19 @@ twice), then goes through the steps:
 
 - ``collect``: memory items of those kinds created since the last run (or the last 7 days),
   after indexing what is new;
+- ``curate``: facts worth dropping (past expiry, superseded by a newer fact, duplicates),
+  for a ``forget`` action: ``/forget`` of their ids, a card with one step per fact;
 - ``only_if = "collected"``: nothing collected → the run ends ``idle`` in the ledger, with no
   model call and nothing said in chat;
 - ``draft``: the template filled with what was collected; with ``model = true`` (and a model
   configured) the model writes the text from it, inside the run's plan, priced against the
   playbook's ``budget_usd`` and the global caps: over a cap, the run waits on an
   approve-to-exceed card (``graph/nodes/understand.py``) while other runs go on;
-- the action (``note``, ``send``, ``email``) becomes the matching command, run by the director
-  as a plan of its own (``actor`` ``playbook:NAME``): gated, approved, executed once, receipted
-  like anything the operator types. Text gathered from memory is outside text, so when the
-  draft carries any, the step waits for a tap whatever its risk. With no action, the draft is
-  said in chat.
+- the action (``note``, ``send``, ``email``, ``forget``) becomes the matching command, run by
+  the director as a plan of its own (``actor`` ``playbook:NAME``): gated, approved, executed
+  once, receipted like anything the operator types. Text gathered from memory is outside text,
+  so when the draft carries any, the step waits for a tap whatever its risk. With no action,
+  the draft is said in chat.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.mailbox import FetchedMail
 from graph.events import PLAYBOOK, Inbound, Reply
+from graph.handlers.memory import MAX_FORGET
 from graph.mail_inbox import memory_text
 from graph.playbooks import JOB_PREFIX, Playbook, fill, load_playbooks, put_event_run, schedule
 from graph.state import plan_id_for
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 FIRST_LOOKBACK = timedelta(days=7)
 COLLECTED = {"notes": "note", "receipts": "receipt", "facts": "fact", "mail": "mail"}
 MAX_ITEMS = 50
+NOTHING_TO_DROP = "nothing to drop"
 
 
 class PlaybookRunner:
@@ -144,6 +148,7 @@ class PlaybookRunner:
         items = [f"- {job.payload['text'].strip()}"] if (job.payload.get("text") or "").strip() \
             else []
         text, by_model = "", False
+        to_drop: list[str] = []
         memory, indexed = self.director.deps.memory, False
         for step in playbook.spec.steps:
             if step.kind == "collect" and memory is not None:
@@ -153,10 +158,18 @@ class PlaybookRunner:
                 found = await memory.store.created_since(
                     [COLLECTED[k] for k in step.collect or []], since=since, limit=MAX_ITEMS)
                 items += [f"- {item.text.strip()[:300]}" for item in found]
+            elif step.kind == "curate" and memory is not None:
+                wanted = tuple(step.curate or [])
+                for item, why in await memory.store.facts_to_review(now=utcnow()):
+                    if why.startswith(tuple(w.rstrip("s") for w in wanted)):
+                        items.append(f"- {item.id}: {item.text.strip()[:200]} ({why})")
+                        to_drop.append(item.id)
+                to_drop = to_drop[:MAX_FORGET]
             elif step.kind == "only_if" and not items:
+                curating = any(s.kind == "curate" for s in playbook.spec.steps)
                 await self.storage.playbooks.settle(
-                    run_id, status="idle",
-                    detail=f"nothing new since {when_text(since, self.timezone)}")
+                    run_id, status="idle", detail=NOTHING_TO_DROP if curating else
+                    f"nothing new since {when_text(since, self.timezone)}")
                 return []
             elif step.kind == "draft":
                 text = fill(step.draft or "", {
@@ -166,7 +179,13 @@ class PlaybookRunner:
                 by_model = step.model and self.director.deps.meter is not None
         action = playbook.spec.steps[-1]
         text = text or "\n".join(items) or playbook.spec.description or name
-        prefix = {"note": "/note ", "send": f"/send {action.send} ",
+        if action.kind == "forget":  # the facts themselves are the card: one step each
+            if not to_drop:
+                await self.storage.playbooks.settle(run_id, status="idle",
+                                                    detail=NOTHING_TO_DROP)
+                return []
+            text, by_model = " ".join(to_drop), False
+        prefix = {"note": "/note ", "send": f"/send {action.send} ", "forget": "/forget ",
                   "email": f"/email {action.email} {action.subject or name}\n"}.get(action.kind)
         if prefix is None and not by_model:  # no action: the draft is the result
             await self.storage.playbooks.settle(run_id, status="done", detail=text[:200])

@@ -20,6 +20,7 @@ A playbook is a TOML file in ``<data_dir>/playbooks/`` (the schema is in ``docs/
     model = true                           # a model writes it from that (when one is set)
     [[steps]]
     send = "newsletter"                    # or note = true, or email = "a@b.c" + subject
+                                           # (or curate = [...] earlier, then forget = true)
 
 A file is validated whole at load (:func:`load_playbooks`): a broken one is reported with its
 file and reason, and never half-runs. Its version is the hash of its text; a run keeps the
@@ -47,7 +48,8 @@ from graph.timeparse import parse_when
 from memory.models import PlaybookRun, utcnow
 from memory.stores import Storage
 
-ACTIONS = ("note", "send", "email")
+ACTIONS = ("note", "send", "email", "forget")
+STEP_KINDS = ("collect", "curate", "only_if", "draft", *ACTIONS)
 JOB_PREFIX = "playbook:"
 """The id of a playbook's scheduled job is this plus its name."""
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -93,11 +95,13 @@ class Trigger(BaseModel):
 
 
 class Step(BaseModel):
-    """One step: exactly one of ``collect``, ``only_if``, ``draft``, ``note``, ``send``,
-    ``email``."""
+    """One step: exactly one of ``collect``, ``curate``, ``only_if``, ``draft``, ``note``,
+    ``send``, ``email``, ``forget``."""
 
     model_config = ConfigDict(extra="forbid")
     collect: list[Literal["notes", "receipts", "facts", "mail"]] | None = None
+    curate: list[Literal["expired", "superseded", "duplicates"]] | None = Field(
+        None, description="facts worth dropping, for a forget step")
     only_if: Literal["collected"] | None = None
     draft: str | None = Field(None, max_length=4000)
     model: bool = Field(False, description="a draft written by the model from the filled "
@@ -105,15 +109,15 @@ class Step(BaseModel):
     note: bool | None = None
     send: str | None = None
     email: str | None = None
+    forget: bool | None = Field(None, description="drop what curate found (a card first)")
     subject: str = ""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:
-        given = [k for k in ("collect", "only_if", "draft", "note", "send", "email")
-                 if getattr(self, k) not in (None, False)]
+        given = [k for k in STEP_KINDS if getattr(self, k) not in (None, False)]
         if len(given) != 1:
-            raise ValueError("a step has exactly one of collect, only_if, draft, note, send, "
-                             f"email (this one has {', '.join(given) or 'none'})")
+            raise ValueError(f"a step has exactly one of {', '.join(STEP_KINDS)} (this one "
+                             f"has {', '.join(given) or 'none'})")
         if self.subject and not self.email:
             raise ValueError("subject belongs to an email step")
         if self.model and self.draft is None:
@@ -122,9 +126,8 @@ class Step(BaseModel):
 
     @property
     def kind(self) -> str:
-        """Which of the six this step is."""
-        return next(k for k in ("collect", "only_if", "draft", "note", "send", "email")
-                    if getattr(self, k) not in (None, False))
+        """Which of :data:`STEP_KINDS` this step is."""
+        return next(k for k in STEP_KINDS if getattr(self, k) not in (None, False))
 
 
 class PlaybookSpec(BaseModel):
@@ -142,8 +145,11 @@ class PlaybookSpec(BaseModel):
     def _one_effect_last(self) -> PlaybookSpec:
         effects = [i for i, s in enumerate(self.steps) if s.kind in ACTIONS]
         if len(effects) > 1 or (effects and effects[0] != len(self.steps) - 1):
-            raise ValueError("a playbook has at most one action step (note, send or email), "
-                             "and it comes last")
+            raise ValueError("a playbook has at most one action step (note, send, email or "
+                             "forget), and it comes last")
+        if any(s.kind == "forget" for s in self.steps) != any(s.kind == "curate"
+                                                              for s in self.steps):
+            raise ValueError("forget drops what a curate step found: give both, or neither")
         return self
 
 

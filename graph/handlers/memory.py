@@ -12,6 +12,8 @@ from graph.state import DirectorDeps, Planned, PlanState, own_step, say
 from graph.timefmt import when_text
 from graph.understanding import Intent
 
+MAX_FORGET = 50
+"""Items one /forget may drop (a memory-curation playbook's card lists at most this many)."""
 _UNTIL = re.compile(r"\s+until\s+(\d{4}-\d{2}-\d{2})\s*$", re.IGNORECASE)
 
 
@@ -48,7 +50,9 @@ async def answer_memory(intent: Intent, state: PlanState, deps: DirectorDeps) ->
             when = when_text(hit.item.created_at, deps.timezone)
             lines.append(f"[{hit.item.kind} {hit.item.id}] {hit.item.text[:300]} ({when})")
         return {"replies": [say("\n".join(lines))]}
-    item_id = slots.get("id", "").strip()
-    if not item_id:
-        return {"replies": [say("Usage: /forget ID  (ids are shown by /memory)")]}
-    return own_step(FORGET, id=item_id, actor=inbound.actor, channel=inbound.channel)
+    ids = list(dict.fromkeys(slots.get("id", "").replace(",", " ").split()))[:MAX_FORGET]
+    if not ids:
+        return {"replies": [say("Usage: /forget ID [ID …]  (ids are shown by /memory)")]}
+    # One step per item: the card lists each, and each can be decided on its own.
+    return {"steps": [step for item_id in ids for step in own_step(
+        FORGET, id=item_id, actor=inbound.actor, channel=inbound.channel)["steps"]]}

@@ -229,7 +229,8 @@ def test_cron_reads_local_times_across_both_dst_changes() -> None:
 def test_the_shipped_examples_load_and_are_off() -> None:
     playbooks, errors = load_playbooks(Path(__file__).parents[2] / "config" / "playbooks")
     assert errors == []
-    assert sorted(p.name for p in playbooks) == ["inbox-digest", "weekly-review"]
+    assert sorted(p.name for p in playbooks) == ["inbox-digest", "memory-curation",
+                                                "weekly-review"]
     assert not any(p.spec.enabled for p in playbooks)
 
 
@@ -516,3 +517,34 @@ async def test_a_new_mail_matching_a_rule_runs_its_playbook_once(
     assert "To pay: - Mail from Dana <dana@acme.example>, subject 'Invoice 77 for November'" \
         in written
 
+
+
+async def test_memory_curation_proposes_the_facts_to_drop_on_one_card(app, clock) -> None:
+    solo, chat, folder = app
+    shipped = Path(__file__).parents[2] / "config" / "playbooks" / "memory-curation.toml"
+    (folder / "curation.toml").write_text(
+        shipped.read_text().replace("enabled = false", "enabled = true"))
+    clock.move_to(at(2026, 11, 2, 10, 0))
+    for fact in ("Acme: payment terms net 30", "Acme: payment terms net 45",
+                 "the office door code is 4471 until 2026-11-20",
+                 "the wifi password is on the fridge", "The wifi password is on the fridge.",
+                 "Dana prefers calls after 10"):
+        await chat.say(f"/remember {fact}")
+    await solo.jobs.sync_playbooks()
+    await tick(solo, clock, at(2026, 12, 1, 9, 0))
+    [card] = [s.card for s in chat.sent if s.kind == "card"]
+    dropped = sorted(diff["fields"][0][1] for diff in card.diffs)
+    assert dropped == ["Acme: payment terms net 30", "the office door code is 4471",
+                       "the wifi password is on the fridge"], card.diffs
+    await chat.press("approve", card.approval_id)
+    ids = [diff["fields"][0][0].removeprefix("fact ") for diff in card.diffs]
+    store = solo.director.deps.memory.store
+    assert {item.status for item in (await store.get_many(ids)).values()} == {"forgotten"}
+    hits = await solo.director.deps.memory.search("Acme payment terms wifi door", k=10)
+    assert {"Acme: payment terms net 45", "The wifi password is on the fridge."} <= \
+        {h.item.text for h in hits}
+    assert not {h.item.id for h in hits} & set(ids)
+    # Next month there is nothing left to drop: the run ends quietly.
+    await tick(solo, clock, at(2027, 1, 1, 9, 0))
+    newest = (await solo.storage.playbooks.runs("curation"))[0]
+    assert newest.status == "idle" and newest.detail == "nothing to drop"
