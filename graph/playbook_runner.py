@@ -5,7 +5,8 @@ unpaused, scheduled playbook in the ``jobs`` table (``playbook:NAME``, due at it
 occurrence in the operator's zone, its missed-run policy as the job's). The scheduler's leases
 run each occurrence in one process; :meth:`PlaybookRunner.run` claims the occurrence in the run
 ledger before doing anything (so a re-run after a crash, or another instance, does not start it
-twice), then goes through the steps:
+twice; a run whose process died after the claim but before its plan began is carried on when
+the job comes round again), then goes through the steps:
 
 - ``collect``: memory items of those kinds created since the last run (or the last 7 days),
   after indexing what is new;
@@ -40,7 +41,7 @@ from graph.mail_inbox import memory_text
 from graph.playbooks import JOB_PREFIX, Playbook, fill, load_playbooks, put_event_run, schedule
 from graph.state import plan_id_for
 from graph.timefmt import when_text
-from memory.models import Job, utcnow
+from memory.models import Job, PlaybookRun, utcnow
 
 if TYPE_CHECKING:  # the director's handlers import this module's neighbours
     from graph.director import Director
@@ -119,6 +120,13 @@ class PlaybookRunner:
                                     key=f"{mail.folder}:{mail.uidvalidity}:{mail.uid}",
                                     text=memory_text(mail))
 
+    async def _interrupted(self, run: PlaybookRun) -> bool:
+        """Whether a claimed run never got its plan going (its process died in between)."""
+        if run.status == "running":
+            return True
+        return run.status == "started" and bool(run.plan_id) and \
+            await self.storage.plans.get(run.plan_id) is None
+
     async def run(self, job: Job, late: timedelta) -> list[Reply]:
         """One occurrence of the job's playbook (see the module docstring)."""
         name = job.payload["name"]
@@ -136,13 +144,21 @@ class PlaybookRunner:
         run_id = f"{name}@{event}/{job.payload['key']}" if event else \
             f"{name}@{job.due_at.astimezone(self.timezone):%Y-%m-%dT%H:%M}" + \
             (f"/{job.id.rsplit(':', 1)[-1][:8]}" if manual else "")
-        since = await self.storage.playbooks.last_run_at(name) or \
-            job.due_at - FIRST_LOOKBACK
+        since = await self.storage.playbooks.last_run_at(name)
         if not await self.storage.playbooks.claim(run_id=run_id, playbook=name,
                                                   version=playbook.version,
                                                   occurrence=job.due_at,
                                                   manual=manual or bool(event)):
-            return []
+            claimed = await self.storage.playbooks.get(run_id)
+            if claimed is None or not await self._interrupted(claimed):
+                return []
+            # The process that claimed it died before its plan began (collecting and drafting
+            # have no effects): carry on. The plan's id derives from the run, so a plan that
+            # did begin is not begun twice.
+            log.warning("playbook run %s was interrupted before its plan began; resuming",
+                        run_id)
+            since = await self.storage.playbooks.last_run_at(name, before=claimed.started_at)
+        since = since or job.due_at - FIRST_LOOKBACK
         # What the event brought (a webhook's body, a mail) is the run's first item: outside
         # text, like everything collected.
         items = [f"- {job.payload['text'].strip()}"] if (job.payload.get("text") or "").strip() \

@@ -53,10 +53,20 @@ class PlaybookStore:
             .order_by(PlaybookRun.started_at)
         return await self._db.run(lambda conn: read_orm(conn, lambda s: s.scalars(query).all()))
 
-    async def last_run_at(self, playbook: str) -> datetime | None:
-        """When the latest run of ``playbook`` started (``collect`` reads what is new since)."""
+    async def get(self, run_id: str) -> PlaybookRun | None:
+        """One run by id."""
+        query = select(PlaybookRun).where(PlaybookRun.id == run_id)
+        return await self._db.run(
+            lambda conn: read_orm(conn, lambda s: s.scalars(query).first()))
+
+    async def last_run_at(self, playbook: str, *,
+                          before: datetime | None = None) -> datetime | None:
+        """When the latest run of ``playbook`` (started before ``before``) started:
+        ``collect`` reads what is new since."""
         query = select(PlaybookRun.started_at).where(PlaybookRun.playbook == playbook) \
             .order_by(PlaybookRun.started_at.desc()).limit(1)
+        if before is not None:
+            query = query.where(PlaybookRun.started_at < before)
         return await self._db.run(lambda conn: conn.execute(query).scalar())
 
     async def see_version(self, playbook: str, version: str) -> bool:

@@ -548,3 +548,26 @@ async def test_memory_curation_proposes_the_facts_to_drop_on_one_card(app, clock
     await tick(solo, clock, at(2027, 1, 1, 9, 0))
     newest = (await solo.storage.playbooks.runs("curation"))[0]
     assert newest.status == "idle" and newest.detail == "nothing to drop"
+
+
+async def test_a_run_whose_process_died_after_its_claim_is_carried_on_once(app, clock) -> None:
+    solo, _, folder = app
+    (folder / "weekly.toml").write_text(WEEKLY)
+    clock.move_to(at(2026, 11, 1, 12, 0))
+    await solo.jobs.sync_playbooks()
+    # What a process killed between claiming Monday's occurrence and starting its plan leaves.
+    [playbook], _ = load_playbooks(folder)
+    assert await solo.storage.playbooks.claim(
+        run_id="weekly@2026-11-02T09:00", playbook="weekly", version=playbook.version,
+        occurrence=at(2026, 11, 2, 9, 0), manual=False)
+    await tick(solo, clock, at(2026, 11, 2, 9, 0))
+    await tick(solo, clock, at(2026, 11, 2, 9, 1))
+    assert len(notes(folder)) == 1
+    [run] = await solo.storage.playbooks.runs("weekly")
+    assert run.status == "started" and run.plan_id
+    # A run that did get its plan going is not carried on again, even if its job comes back.
+    await solo.storage.jobs.put(id="playbook:weekly", kind="playbook",
+                                payload={"name": "weekly", "repeat": "cron:0 9 * * 1"},
+                                due_at=at(2026, 11, 2, 9, 0), replace=True)
+    await tick(solo, clock, at(2026, 11, 2, 9, 2))
+    assert len(notes(folder)) == 1
