@@ -15,6 +15,8 @@ from time import monotonic as time_monotonic
 from zoneinfo import ZoneInfo
 
 from config import Settings
+from connectors.base import ConnectorError
+from connectors.calendar import CalendarConnector
 from connectors.email import EmailConnector
 from graph.director import RELEASE, Director
 from graph.events import PLAYBOOK, PROPOSAL, Inbound, Reply
@@ -98,7 +100,14 @@ class JobsLoop:
     async def sync_playbooks(self) -> list[str]:
         """Make the playbook jobs match the files in ``<data_dir>/playbooks``; the errors of
         broken files."""
-        return await self.playbooks.sync()
+        errors = await self.playbooks.sync()
+        calendar = self.director.deps.connectors.get("calendar")
+        if isinstance(calendar, CalendarConnector):
+            try:
+                await self.playbooks.watch_calendar(calendar)
+            except ConnectorError as exc:  # the next look, a minute on, tries again
+                log.warning("calendar not read for playbooks: %s", exc)
+        return errors
 
     async def schedule_daily_summary(self) -> None:
         """Make sure the daily summary job exists (idempotent) and can run."""

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from connectors.calendar import CalendarConnector
 from connectors.mailbox import FetchedMail
 from graph.events import PLAYBOOK, Inbound, Reply
 from graph.handlers.memory import MAX_FORGET
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 FIRST_LOOKBACK = timedelta(days=7)
 COLLECTED = {"notes": "note", "receipts": "receipt", "facts": "fact", "mail": "mail"}
 MAX_ITEMS = 50
+LOOK_AHEAD = timedelta(minutes=5)
+"""How far past a playbook's lead time the calendar is read (the jobs loop looks every
+minute)."""
 NOTHING_TO_DROP = "nothing to drop"
 
 
@@ -107,6 +111,34 @@ class PlaybookRunner:
             if job_id.startswith(JOB_PREFIX):
                 await self.storage.jobs.cancel(job_id)
         return errors
+
+    async def watch_calendar(self, calendar: CalendarConnector,
+                             now: datetime | None = None) -> None:
+        """A run of each enabled, unpaused playbook with ``event_starting`` for each calendar
+        event that starts within its lead time (looked at a little ahead, so the run's job is
+        there before it is due; once per event and start time)."""
+        now = now or utcnow()
+        paused = await self.storage.playbooks.paused()
+        watching = [p for p in self.load()[0].values() if p.spec.enabled and
+                    p.spec.trigger.event_starting is not None and p.name not in paused]
+        if not watching:
+            return
+        lead = max(p.spec.trigger.event_starting for p in watching)
+        events = await calendar.events_between(now, now + timedelta(minutes=lead) + LOOK_AHEAD)
+        for playbook in watching:
+            trigger = playbook.spec.trigger
+            for event in events:
+                if event.start is None or event.start < now or event.all_day or \
+                        trigger.event_title.lower() not in event.title.lower():
+                    continue
+                due = event.start - timedelta(minutes=trigger.event_starting or 0)
+                if due > now + LOOK_AHEAD:
+                    continue
+                await put_event_run(
+                    self.storage, playbook.name, event="calendar",
+                    key=f"{event.uid}@{event.start.isoformat()}", due_at=max(due, now),
+                    text=f"Calendar event \"{event.title}\" at "
+                         f"{when_text(event.start, self.timezone, weekday=True)}")
 
     async def mail_arrived(self, mail: FetchedMail) -> None:
         """A run of each enabled, unpaused playbook whose mail rule matches ``mail`` (once per

@@ -10,7 +10,8 @@ A playbook is a TOML file in ``<data_dir>/playbooks/`` (the schema is in ``docs/
     missed = "catch_up"                    # or "skip"; catch_up runs once within grace_hours
     grace_hours = 12
     # hook = true, secret = "…": POST /hooks/NAME runs it; mail_from = "*@acme.example"
-    # and/or mail_subject = "invoice": each new matching mail runs it
+    # and/or mail_subject = "invoice": each new matching mail runs it; event_starting = 15
+    # (and event_title = "call"): each calendar event, 15 minutes before it starts
     [[steps]]
     collect = ["notes", "receipts"]        # memory items since the last run
     [[steps]]
@@ -73,6 +74,9 @@ class Trigger(BaseModel):
     mail_from: str = Field("", description='a new mail from a matching sender runs it, e.g. '
                                            '"*@acme.example"')
     mail_subject: str = Field("", description="a new mail whose subject contains this runs it")
+    event_starting: int | None = Field(None, ge=0, le=24 * 60, description=(
+        "a calendar event starting in this many minutes runs it"))
+    event_title: str = Field("", description="only events whose title contains this")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Trigger:
@@ -84,6 +88,8 @@ class Trigger(BaseModel):
             raise ValueError(f"a hook needs a secret of at least {MIN_SECRET} characters")
         if self.secret and not self.hook:
             raise ValueError("secret belongs to hook = true")
+        if self.event_title and self.event_starting is None:
+            raise ValueError("event_title belongs to event_starting")
         return self
 
     def matches_mail(self, sender: str, subject: str) -> bool:
@@ -203,12 +209,14 @@ async def schedule(storage: Storage, playbook: Playbook, zone: ZoneInfo,
     return due
 
 
-async def put_event_run(storage: Storage, name: str, *, event: str, key: str,
-                        text: str) -> str:
-    """A run of playbook ``name`` for an event (``hook``, ``mail``): a job due now whose id
-    derives from the event's key, so an event delivered twice runs once; the run's id."""
+async def put_event_run(storage: Storage, name: str, *, event: str, key: str, text: str,
+                        due_at: datetime | None = None) -> str:
+    """A run of playbook ``name`` for an event (``hook``, ``mail``, ``calendar``): a job due
+    ``due_at`` (now by default) whose id derives from the event's key, so an event seen twice
+    runs once; the run's id."""
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    await storage.jobs.put(id=f"event:{name}:{event}:{digest}", kind=PLAYBOOK, due_at=utcnow(),
+    await storage.jobs.put(id=f"event:{name}:{event}:{digest}", kind=PLAYBOOK,
+                           due_at=due_at or utcnow(),
                            payload={"name": name, "event": event, "key": digest,
                                     "text": text[:MAX_EVENT_TEXT]},
                            missed_policy=EVENT_POLICY)

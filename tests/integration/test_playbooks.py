@@ -571,3 +571,48 @@ async def test_a_run_whose_process_died_after_its_claim_is_carried_on_once(app, 
                                 due_at=at(2026, 11, 2, 9, 0), replace=True)
     await tick(solo, clock, at(2026, 11, 2, 9, 2))
     assert len(notes(folder)) == 1
+
+
+PREP = """description = "Before a call"
+enabled = true
+[trigger]
+event_starting = 15
+event_title = "call"
+[[steps]]
+draft = "Coming up: {items}"
+"""
+
+
+async def test_a_calendar_event_starting_runs_its_playbook_once_before_it(
+        clock, tmp_path: Path, caldav_rig: MailRig) -> None:
+    user = caldav_rig.add_user()
+    folder = tmp_path / "data" / "playbooks"
+    folder.mkdir(parents=True)
+    (folder / "prep.toml").write_text(PREP)
+    clock.move_to(at(2026, 11, 2, 10, 0))
+    solo = await SoloApp.open(Settings.model_validate({
+        "storage": {"data_dir": tmp_path / "data"}, "operator": {"timezone": "Europe/Berlin"},
+        "connectors": {"calendar": {"url": f"http://127.0.0.1:{caldav_rig.caldav_port}/{user}/",
+                                    "username": user, "password": caldav_rig.users[user],
+                                    "calendar": "work"}}}))
+    chat = InMemoryAdapter()
+    await solo.add_adapter(chat, operators={"operator"})
+    try:
+        for event in ("/event today 15:00 Acme call", "/event today 16:00 Dentist"):
+            [card] = [s.card for s in await chat.say(event) if s.kind == "card"]
+            await chat.press("approve", card.approval_id)
+        before = len(chat.sent)
+        for moment in (at(2026, 11, 2, 10, 0), at(2026, 11, 2, 14, 41), at(2026, 11, 2, 14, 45),
+                       at(2026, 11, 2, 14, 46), at(2026, 11, 2, 15, 44)):
+            clock.move_to(moment)
+            await solo.jobs.sync_playbooks()  # what the jobs loop does each minute
+            await tick(solo, clock, moment)
+            if moment < at(2026, 11, 2, 14, 45):
+                assert chat.sent[before:] == []  # not before its lead time
+        said = [s.text for s in chat.sent[before:]]
+        assert said == ['▶ prep: Coming up: - Calendar event "Acme call" at '
+                        'Mon 2026-11-02 15:00 CET'], said  # once; the dentist is no call
+        [run] = await solo.storage.playbooks.runs("prep")
+        assert run.id.startswith("prep@calendar/") and run.status == "done"
+    finally:
+        await solo.aclose()
