@@ -8,8 +8,9 @@ ledger before doing anything (so a re-run after a crash, or another instance, do
 twice; a run whose process died after the claim but before its plan began is carried on when
 the job comes round again), then goes through the steps:
 
-- ``collect``: memory items of those kinds created since the last run (or the last 7 days),
-  after indexing what is new;
+- ``collect``: memory items of those kinds (notes, receipts, facts, mail) created since the
+  last run (or the last 7 days), after indexing what is new; ``plans``: the open plans;
+  ``calendar``: the next seven days' events;
 - ``curate``: facts worth dropping (past expiry, superseded by a newer fact, duplicates),
   for a ``forget`` action: ``/forget`` of their ids, a card with one step per fact;
 - ``only_if = "collected"``: nothing collected → the run ends ``idle`` in the ledger, with no
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from connectors.base import ConnectorError
 from connectors.calendar import CalendarConnector
 from connectors.mailbox import FetchedMail
 from graph.events import PLAYBOOK, Inbound, Reply
@@ -152,6 +154,27 @@ class PlaybookRunner:
                                     key=f"{mail.folder}:{mail.uidvalidity}:{mail.uid}",
                                     text=memory_text(mail))
 
+    async def _open_plans(self) -> list[str]:
+        """The plans still running or waiting for a decision, as items."""
+        plans = await self.storage.plans.recent(MAX_ITEMS)
+        return [f"- plan {plan.id[:8]} ({plan.status}): "
+                f"{str(plan.inbound.get('text') or '')[:150]}"
+                for plan in plans if plan.status in ("running", "waiting")]
+
+    async def _week_ahead(self) -> list[str]:
+        """The calendar's events of the next seven days, as items (none without a calendar;
+        a calendar that cannot be read is said as an item, not a failed run)."""
+        calendar = self.director.deps.connectors.get("calendar")
+        if not isinstance(calendar, CalendarConnector):
+            return []
+        now = utcnow()
+        try:
+            events = await calendar.events_between(now, now + timedelta(days=7))
+        except ConnectorError as exc:
+            return [f"- (the calendar could not be read: {exc})"]
+        return [f"- {when_text(e.start, self.timezone, weekday=True)}: {e.title}"
+                for e in events if e.start is not None][:MAX_ITEMS]
+
     async def _interrupted(self, run: PlaybookRun) -> bool:
         """Whether a claimed run never got its plan going (its process died in between)."""
         if run.status == "running":
@@ -199,13 +222,17 @@ class PlaybookRunner:
         to_drop: list[str] = []
         memory, indexed = self.director.deps.memory, False
         for step in playbook.spec.steps:
-            if step.kind == "collect" and memory is not None:
-                if not indexed:  # what happened since the last housekeeping counts too
-                    await memory.catch_up(notes_dir=self.director.deps.notes_dir)
-                    indexed = True
-                found = await memory.store.created_since(
-                    [COLLECTED[k] for k in step.collect or []], since=since, limit=MAX_ITEMS)
-                items += [f"- {item.text.strip()[:300]}" for item in found]
+            if step.kind == "collect":
+                kinds = [COLLECTED[k] for k in step.collect or [] if k in COLLECTED]
+                if kinds and memory is not None:
+                    if not indexed:  # what happened since the last housekeeping counts too
+                        await memory.catch_up(notes_dir=self.director.deps.notes_dir)
+                        indexed = True
+                    found = await memory.store.created_since(kinds, since=since,
+                                                             limit=MAX_ITEMS)
+                    items += [f"- {item.text.strip()[:300]}" for item in found]
+                items += await self._open_plans() if "plans" in (step.collect or []) else []
+                items += await self._week_ahead() if "calendar" in (step.collect or []) else []
             elif step.kind == "curate" and memory is not None:
                 wanted = tuple(step.curate or [])
                 for item, why in await memory.store.facts_to_review(now=utcnow()):

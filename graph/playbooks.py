@@ -105,7 +105,8 @@ class Step(BaseModel):
     ``send``, ``email``, ``forget``."""
 
     model_config = ConfigDict(extra="forbid")
-    collect: list[Literal["notes", "receipts", "facts", "mail"]] | None = None
+    collect: list[Literal["notes", "receipts", "facts", "mail", "plans", "calendar"]] | None = \
+        None
     curate: list[Literal["expired", "superseded", "duplicates"]] | None = Field(
         None, description="facts worth dropping, for a forget step")
     only_if: Literal["collected"] | None = None

@@ -583,36 +583,70 @@ draft = "Coming up: {items}"
 """
 
 
-async def test_a_calendar_event_starting_runs_its_playbook_once_before_it(
-        clock, tmp_path: Path, caldav_rig: MailRig) -> None:
+@pytest.fixture
+async def planner(clock: time_machine.Traveller, tmp_path: Path, caldav_rig: MailRig,
+                  receiver: WebhookReceiver,
+                  ) -> AsyncIterator[tuple[SoloApp, InMemoryAdapter, Path]]:
+    """The app with a real CalDAV calendar (Radicale) and a webhook, the clock at Monday
+    2026-11-02 10:00 in Berlin, and two events booked through chat for that afternoon."""
     user = caldav_rig.add_user()
     folder = tmp_path / "data" / "playbooks"
     folder.mkdir(parents=True)
-    (folder / "prep.toml").write_text(PREP)
     clock.move_to(at(2026, 11, 2, 10, 0))
     solo = await SoloApp.open(Settings.model_validate({
         "storage": {"data_dir": tmp_path / "data"}, "operator": {"timezone": "Europe/Berlin"},
-        "connectors": {"calendar": {"url": f"http://127.0.0.1:{caldav_rig.caldav_port}/{user}/",
+        "connectors": {"webhooks": {"crm": {"url": receiver.url}},
+                       "calendar": {"url": f"http://127.0.0.1:{caldav_rig.caldav_port}/{user}/",
                                     "username": user, "password": caldav_rig.users[user],
                                     "calendar": "work"}}}))
     chat = InMemoryAdapter()
     await solo.add_adapter(chat, operators={"operator"})
-    try:
-        for event in ("/event today 15:00 Acme call", "/event today 16:00 Dentist"):
-            [card] = [s.card for s in await chat.say(event) if s.kind == "card"]
-            await chat.press("approve", card.approval_id)
-        before = len(chat.sent)
-        for moment in (at(2026, 11, 2, 10, 0), at(2026, 11, 2, 14, 41), at(2026, 11, 2, 14, 45),
-                       at(2026, 11, 2, 14, 46), at(2026, 11, 2, 15, 44)):
-            clock.move_to(moment)
-            await solo.jobs.sync_playbooks()  # what the jobs loop does each minute
-            await tick(solo, clock, moment)
-            if moment < at(2026, 11, 2, 14, 45):
-                assert chat.sent[before:] == []  # not before its lead time
-        said = [s.text for s in chat.sent[before:]]
-        assert said == ['▶ prep: Coming up: - Calendar event "Acme call" at '
-                        'Mon 2026-11-02 15:00 CET'], said  # once; the dentist is no call
-        [run] = await solo.storage.playbooks.runs("prep")
-        assert run.id.startswith("prep@calendar/") and run.status == "done"
-    finally:
-        await solo.aclose()
+    for event in ("/event today 15:00 Acme call", "/event today 16:00 Dentist"):
+        [card] = [s.card for s in await chat.say(event) if s.kind == "card"]
+        await chat.press("approve", card.approval_id)
+    yield solo, chat, folder
+    await solo.aclose()
+
+
+async def test_a_calendar_event_starting_runs_its_playbook_once_before_it(
+        planner, clock) -> None:
+    solo, chat, folder = planner
+    (folder / "prep.toml").write_text(PREP)
+    before = len(chat.sent)
+    for moment in (at(2026, 11, 2, 10, 0), at(2026, 11, 2, 14, 41), at(2026, 11, 2, 14, 45),
+                   at(2026, 11, 2, 14, 46), at(2026, 11, 2, 15, 44)):
+        clock.move_to(moment)
+        await solo.jobs.sync_playbooks()  # what the jobs loop does each minute
+        await tick(solo, clock, moment)
+        if moment < at(2026, 11, 2, 14, 45):
+            assert chat.sent[before:] == []  # not before its lead time
+    said = [s.text for s in chat.sent[before:]]
+    assert said == ['▶ prep: Coming up: - Calendar event "Acme call" at '
+                    'Mon 2026-11-02 15:00 CET'], said  # once; the dentist is no call
+    [run] = await solo.storage.playbooks.runs("prep")
+    assert run.id.startswith("prep@calendar/") and run.status == "done"
+
+
+async def test_the_shipped_weekly_review_gathers_notes_open_plans_and_the_week_ahead(
+        planner, clock) -> None:
+    solo, chat, folder = planner
+    shipped = Path(__file__).parents[2] / "config" / "playbooks" / "weekly-review.toml"
+    (folder / "weekly-review.toml").write_text(
+        shipped.read_text().replace("enabled = false", "enabled = true"))
+    await chat.say("/note Acme signed the renewal")
+    [booking] = [s.card for s in await chat.say("/event 2026-11-09 10:00 Board meeting")
+                 if s.kind == "card"]
+    await chat.press("approve", booking.approval_id)
+    await chat.say("/send crm quarterly numbers")  # high risk: waits for a decision
+    await solo.jobs.sync_playbooks()
+    await tick(solo, clock, at(2026, 11, 6, 16, 0))
+    card = [s.card for s in chat.sent if s.kind == "card"][-1]
+    review = dict((n, after) for n, _, after in card.diffs[0]["fields"])["text"]
+    assert review.startswith("Weekly review 2026-11-06 (")
+    assert "- Acme signed the renewal" in review
+    assert "(waiting): /send crm quarterly numbers" in review
+    assert "- Mon 2026-11-09 10:00 CET: Board meeting" in review
+    assert "CET: Acme call" not in review  # the past is not the week ahead
+    await chat.press("approve", card.approval_id)
+    [written] = [t for t in notes(folder) if "Weekly review" in t]
+    assert "Acme signed the renewal" in written
