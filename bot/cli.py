@@ -21,7 +21,7 @@ from bot.datadir import PRIVATE_UMASK
 from bot.mcp_server import build_server as build_mcp_server
 from bot.mcp_server import require_token
 from bot.web import WebListener
-from bot.wiring import build_adapters, build_memory, build_understander, open_state
+from bot.wiring import build_adapters, build_memory, build_understander, open_state, secret_value
 from config import ConfigError, Settings, load_settings
 from memory.embeddings import StaticEmbeddings
 from memory.stores import Storage
@@ -122,7 +122,11 @@ async def run_serve(settings: Settings) -> int:
             print(f"solo serve: could not start: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
         await app.jobs.schedule_daily_summary()
-        if settings.console.port:
+        if settings.console.port and not secret_value(settings.console.password):
+            # Secure by default: nothing listens until the operator sets a password.
+            print("solo serve: [console] port is set but no password: the console and playbook "
+                  "webhooks are off (set [console] password)", file=sys.stderr)
+        elif settings.console.port:
             listener = WebListener(app, settings.console.host, settings.console.port)
             try:
                 await listener.start()

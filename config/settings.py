@@ -283,7 +283,7 @@ class PolicySettings(BaseModel):
 
 class ConsoleSettings(BaseModel):
     """The local web listener of ``solo serve``: playbook webhooks (``POST /hooks/NAME``) and
-    ``/healthz``."""
+    ``/healthz``. It listens only when both ``port`` and ``password`` are set."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)

@@ -2,14 +2,14 @@
 killed (SIGKILL) while their playbooks' occurrences fall due; restarted after the due time, each
 missed occurrence follows its playbook's policy — caught up once, or skipped and reported — a
 week-long outage yields one run, and no occurrence runs twice across the two instances. And
-``solo serve`` takes a playbook's webhook on its ``[console]`` port."""
+``solo serve`` takes a playbook's webhook on its ``[console]`` port, only once a console password
+is set."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from memory.models import utcnow
 from memory.stores import Storage
 from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES, fresh_postgres_url
 from tests.fakes.telegram import FakeTelegramServer
+from tests.support.mailrig import free_port
 from tests.support.processes import start_serve, stop, write_serve_config
 from tests.support.waiting import poll_until
 
@@ -112,22 +113,31 @@ async def _skips(storage: Storage) -> list:
 async def test_solo_serve_takes_a_playbook_webhook_on_its_console_port(tmp_path: Path) -> None:
     telegram = FakeTelegramServer()
     await telegram.start()
-    with socket.socket() as probe:  # a free port for the listener
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = write_serve_config(tmp_path, telegram.config_section(),
-                                f'[console]\nport = {port}\n')
+    port = free_port()
     folder = tmp_path / "data" / "playbooks"
     folder.mkdir(parents=True)
     (folder / "orders.toml").write_text(
         'enabled = true\n[trigger]\nhook = true\nsecret = "orders-secret-0042"\n'
         '[[steps]]\ndraft = "New order: {items}"\n[[steps]]\nnote = true\n')
-    proc = await start_serve(config, tmp_path / "serve.log")
+    log = tmp_path / "serve.log"
+    hook = {"url": f"http://127.0.0.1:{port}/hooks/orders", "json": {"text": "Order 7: 2 mugs"},
+            "headers": {"Authorization": "Bearer orders-secret-0042"}}
+    # Secure by default: with a port but no password, nothing listens.
+    proc = await start_serve(write_serve_config(tmp_path, telegram.config_section(),
+                                                f"[console]\nport = {port}\n"), log)
+    try:
+        assert "the console and playbook webhooks are off" in log.read_text()
+        async with httpx.AsyncClient(timeout=30) as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.post(**hook)
+    finally:
+        await stop(proc)
+    proc = await start_serve(write_serve_config(
+        tmp_path, telegram.config_section(),
+        f'[console]\nport = {port}\npassword = "console-password-1"\n'), log)
     try:
         async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.post(
-                f"http://127.0.0.1:{port}/hooks/orders", json={"text": "Order 7: 2 mugs"},
-                headers={"Authorization": "Bearer orders-secret-0042"})
+            answer = await client.post(**hook)
         assert answer.status_code == 202, answer.text
         # The body is outside text: the note waits on a card in the operator's chat.
         await telegram.wait_for(lambda: any("New order: - Order 7: 2 mugs" in t
