@@ -22,6 +22,8 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -36,6 +38,8 @@ from bot.rendering import card_blocks, split_text
 from graph.events import ApprovalCard, Inbound
 
 log = logging.getLogger(__name__)
+MALFORMED = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+"""What reading a payload of an unexpected shape raises."""
 
 MAX_TEXT = 3900  # Slack truncates long messages; it recommends staying under 4,000 characters
 _MENTION = re.compile(r"<@[A-Z0-9]+>")
@@ -99,7 +103,9 @@ class SlackAdapter(ChatAdapter):
         self.bound_port: int | None = None
         self.app = AsyncApp(client=client, process_before_response=True,
                             signing_secret=signing_secret or None,
-                            request_verification_enabled=mode == "http")
+                            request_verification_enabled=mode == "http",
+                            raise_error_for_unhandled_request=True)
+        self.app.error(self._on_error)
         self.app.event("message")(self._on_message)
         self.app.event("app_mention")(self._on_mention)
         self.app.command(re.compile(r"^/"))(self._on_command)
@@ -120,6 +126,7 @@ class SlackAdapter(ChatAdapter):
             await self._socket.connect_async()
             return
         web_app = self.app.web_app(path="/slack/events")
+        web_app.middlewares.append(_acknowledge_what_bolt_cannot_read)
         web_app.router.add_get("/healthz", healthz)
         self._runner = web.AppRunner(web_app, access_log=None)
         await self._runner.setup()
@@ -144,11 +151,31 @@ class SlackAdapter(ChatAdapter):
     async def _admit(self, inbound: Inbound) -> None:
         self._processing.spawn(self._sink, await self._sink.admit(inbound))
 
+    async def _on_error(self, error: Exception, response: BoltResponse) -> None:
+        if isinstance(error, BoltUnhandledRequestError):
+            # An event or click nobody listens for (a reaction, a malformed payload): Bolt
+            # answers 404, which makes Slack retry it and in the end turn the subscription
+            # off. It is acknowledged instead, and ignored.
+            response.status, response.body = 200, ""
+            log.info("Slack request with no listener acknowledged and ignored")
+            return
+        if isinstance(error, MALFORMED):
+            # A payload of a shape Bolt cannot read (an action id that is a list): sending
+            # it again will not help, so it is acknowledged.
+            response.status, response.body = 200, ""
+            log.warning("malformed Slack payload acknowledged and ignored: %r", error)
+            return
+        # Anything else (the database did not answer while admitting): 500, so Slack sends
+        # it again; admitting is idempotent by event id.
+        log.error("Slack listener failed", exc_info=error)
+
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         if event.get("subtype") not in (None, "file_share") or event.get("bot_id") \
                 or event.get("user") == self.bot_user:
             return
-        channel, thread_ts = event["channel"], event.get("thread_ts")
+        if not _well_formed(body, event, "channel", "user"):
+            return
+        channel, thread_ts = event["channel"], _text(event.get("thread_ts")) or None
         if event.get("channel_type") != "im":
             # In channels: only replies in threads the bot is part of (mentions arrive as
             # app_mention events).
@@ -157,8 +184,9 @@ class SlackAdapter(ChatAdapter):
             if f"<@{self.bot_user}>" in event.get("text", ""):
                 return  # the app_mention event carries it
         chat = chat_key(channel, thread_ts, event["user"])
-        audio = next((f for f in event.get("files", [])
-                      if str(f.get("mimetype", "")).startswith("audio/")), None)
+        files = event.get("files") if isinstance(event.get("files"), list) else []
+        audio = next((f for f in files if isinstance(f, dict) and isinstance(f.get("id"), str)
+                      and str(f.get("mimetype", "")).startswith("audio/")), None)
         attachment = None
         if audio is not None:
             attachment = {"kind": "voice", "file_id": audio["id"],
@@ -179,8 +207,10 @@ class SlackAdapter(ChatAdapter):
             return await response.read()
 
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if not _well_formed(body, event, "channel", "user", "ts"):
+            return
         channel = event["channel"]
-        thread_ts = event.get("thread_ts") or event["ts"]
+        thread_ts = _text(event.get("thread_ts")) or event["ts"]
         self._threads.add((channel, thread_ts))
         await self._admit(Inbound(
             channel=self.name, chat=chat_key(channel, thread_ts, event["user"]),
@@ -196,13 +226,19 @@ class SlackAdapter(ChatAdapter):
 
     async def _on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         verb, _, approval_id = str(action.get("value", "")).partition(":")
-        container = body.get("container") or {}
-        channel = container.get("channel_id") or body["channel"]["id"]
-        message = body.get("message") or {}
-        user = body["user"]["id"]
+        container = _mapping(body.get("container"))
+        channel = _text(container.get("channel_id")) or \
+            _text(_mapping(body.get("channel")).get("id"))
+        message = _mapping(body.get("message"))
+        user = _text(_mapping(body.get("user")).get("id"))
+        if not channel or not user:  # not a click Slack would send: acknowledged, ignored
+            log.warning("Slack action without a channel or user ignored")
+            await ack()
+            return
         pressed = {"channel": channel, "ts": container.get("message_ts") or message.get("ts")}
         await self._admit(Inbound(
-            channel=self.name, chat=chat_key(channel, message.get("thread_ts"), user),
+            channel=self.name, chat=chat_key(channel, _text(message.get("thread_ts")) or None,
+                                             user),
             actor=user, event_id=f"{user}:{action.get('action_ts')}", verb=verb or "unknown",
             approval_id=approval_id, attachment={"kind": "card", "ref": pressed}))
         await ack()
@@ -263,4 +299,38 @@ class SlackAdapter(ChatAdapter):
                          blocks=blocks)
 
 
+def _text(value: Any) -> str:
+    """``value`` if it is a string, else empty (fields of an event are data of any shape)."""
+    return value if isinstance(value, str) else ""
 
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def _well_formed(body: dict[str, Any], event: dict[str, Any], *fields: str) -> bool:
+    """Whether an event has its ``fields`` and text as non-empty strings (and an event id);
+    a malformed one is logged and acknowledged (so Slack does not retry it), never acted on."""
+    if all(_text(event.get(f)) for f in fields) and _text(body.get("event_id")) and \
+            isinstance(event.get("text", ""), str):
+        return True
+    log.warning("malformed Slack %s event ignored (missing or non-text: %s)",
+                _text(event.get("type")) or "?",
+                ", ".join(f for f in (*fields, "text") if not isinstance(event.get(f, ""), str)
+                          or (f != "text" and not _text(event.get(f)))) or "event_id")
+    return False
+
+
+@web.middleware
+async def _acknowledge_what_bolt_cannot_read(request: web.Request, handler: Any) -> Any:
+    """A signed payload that Bolt itself fails on (e.g. a click with an empty ``actions``
+    list) is acknowledged: a 500 would make Slack send it again and again. Bolt checks the
+    signature before anything that can fail this way, so nothing forged gets a 200 here."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("a Slack payload Bolt could not read was acknowledged and ignored")
+        return web.Response(status=200)

@@ -181,12 +181,14 @@ class TelegramAdapter(ChatAdapter):
     async def _receive(self, data: dict[str, Any]) -> None:
         try:
             update = Update.de_json(data, self.bot)
-        except Exception:
+            inbound = self._inbound(update)
+            if inbound is not None:
+                _check_types(inbound)
+        except Exception:  # PTB takes any JSON: a field of the wrong type shows up here
             log.exception("malformed update %s skipped", data.get("update_id"))
             return
         if update.callback_query is not None:
             await self._answer(update.callback_query.id)
-        inbound = self._inbound(update)
         if inbound is None:
             return
         if (inbound.attachment or {}).get("kind") == "voice":
@@ -196,7 +198,7 @@ class TelegramAdapter(ChatAdapter):
     async def _answer(self, callback_query_id: str) -> None:
         try:
             await self.bot.answer_callback_query(callback_query_id)
-        except TelegramError as exc:  # an old query cannot be answered any more; harmless
+        except (TelegramError, TypeError) as exc:  # an old query cannot be answered any more
             log.info("answerCallbackQuery failed: %s", exc)
 
     def _inbound(self, update: Update) -> Inbound | None:
@@ -303,3 +305,14 @@ class TelegramAdapter(ChatAdapter):
                 raise _delivery_error(exc) from exc
         await self._call(self.bot.send_message(chat_id=int(chat), text=html,
                                                parse_mode=ParseMode.HTML))
+
+
+def _check_types(inbound: Inbound) -> None:
+    """Raise ``TypeError`` unless the fields taken from the update have the types Telegram
+    documents (a forged or broken update may carry a list where text belongs)."""
+    strings = (inbound.chat, inbound.actor, inbound.event_id, inbound.text)
+    optional = (inbound.verb, inbound.approval_id)
+    file_id = (inbound.attachment or {}).get("file_id", "")
+    if not all(isinstance(v, str) for v in (*strings, file_id)) or \
+            not all(v is None or isinstance(v, str) for v in optional):
+        raise TypeError("an update field has the wrong type")
