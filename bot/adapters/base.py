@@ -52,9 +52,14 @@ class EventSink(Protocol):
         ...
 
 
-async def healthz(_request: web.Request) -> web.Response:
-    """The health endpoint of adapters that listen on HTTP."""
-    return web.Response(text="ok")
+def health_endpoint(refused: Callable[[], int]) -> Callable[[web.Request], Awaitable[
+        web.Response]]:
+    """The ``/healthz`` handler of an adapter that listens on HTTP: ``{"ok": true,
+    "refused": N}``, N the deliveries refused since the start (a wrong secret or signature:
+    someone is knocking)."""
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "refused": refused()})
+    return healthz
 
 
 class DeliveryError(Exception):

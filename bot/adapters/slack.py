@@ -32,7 +32,7 @@ from bot.adapters.base import (
     ChatProcessing,
     DeliveryError,
     EventSink,
-    healthz,
+    health_endpoint,
 )
 from bot.rendering import card_blocks, split_text
 from graph.events import ApprovalCard, Inbound
@@ -101,6 +101,8 @@ class SlackAdapter(ChatAdapter):
         self._socket: AsyncSocketModeHandler | None = None
         self._threads: set[tuple[str, str]] = set()
         self.bound_port: int | None = None
+        self.refused = 0
+        """Deliveries refused for a wrong secret or signature since the start."""
         self.app = AsyncApp(client=client, process_before_response=True,
                             signing_secret=signing_secret or None,
                             request_verification_enabled=mode == "http",
@@ -126,8 +128,9 @@ class SlackAdapter(ChatAdapter):
             await self._socket.connect_async()
             return
         web_app = self.app.web_app(path="/slack/events")
+        web_app.middlewares.append(self._count_refusals)
         web_app.middlewares.append(_acknowledge_what_bolt_cannot_read)
-        web_app.router.add_get("/healthz", healthz)
+        web_app.router.add_get("/healthz", health_endpoint(lambda: self.refused))
         self._runner = web.AppRunner(web_app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -150,6 +153,15 @@ class SlackAdapter(ChatAdapter):
 
     async def _admit(self, inbound: Inbound) -> None:
         self._processing.spawn(self._sink, await self._sink.admit(inbound))
+
+    @web.middleware
+    async def _count_refusals(self, request: web.Request, handler: Any) -> Any:
+        """Count the requests Bolt refuses for a bad or stale signature (someone knocking)."""
+        response = await handler(request)
+        if response.status == 401:
+            self.refused += 1
+            log.warning("Slack request with a bad signature refused (%d so far)", self.refused)
+        return response
 
     async def _on_error(self, error: Exception, response: BoltResponse) -> None:
         if isinstance(error, BoltUnhandledRequestError):

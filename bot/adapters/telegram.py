@@ -29,7 +29,7 @@ from bot.adapters.base import (
     ChatProcessing,
     DeliveryError,
     EventSink,
-    healthz,
+    health_endpoint,
 )
 from bot.rendering import keyboard_rows, render_card_html, split_text
 from graph.commands import menu as command_menu
@@ -92,6 +92,8 @@ class TelegramAdapter(ChatAdapter):
         self._runner: web.AppRunner | None = None
         self._processing = ChatProcessing(while_running=self._typing)
         self.bound_port: int | None = None
+        self.refused = 0
+        """Deliveries refused for a wrong secret or signature since the start."""
 
     # --- receiving --------------------------------------------------------------------------
 
@@ -156,7 +158,7 @@ class TelegramAdapter(ChatAdapter):
     async def _start_webhook(self) -> None:
         app = web.Application()
         app.router.add_post("/telegram", self._webhook)
-        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/healthz", health_endpoint(lambda: self.refused))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -168,6 +170,9 @@ class TelegramAdapter(ChatAdapter):
     async def _webhook(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
         if self.webhook_secret and not hmac.compare_digest(given, self.webhook_secret):
+            self.refused += 1
+            log.warning("webhook call with a wrong secret token refused (%d so far)",
+                        self.refused)
             return web.Response(status=401, text="bad secret token")
         try:
             data = await request.json()

@@ -146,13 +146,17 @@ async def test_a_retried_event_is_processed_once(bot: Running, slack: FakeSlack,
     assert len(list((tmp_path / "data" / "notes").glob("*.md"))) == 1
 
 
-async def test_a_bad_signature_is_rejected(bot: Running, slack: FakeSlack) -> None:
+async def test_a_bad_signature_is_rejected_and_counted(bot: Running, slack: FakeSlack) -> None:
     event = slack.message_event("/note forged")
-    delivery = await slack.deliver(bot.url, event, signature={
-        "X-Slack-Request-Timestamp": "1700000000", "X-Slack-Signature": "v0=deadbeef"})
-    assert delivery.status == 401
+    for _ in range(2):
+        delivery = await slack.deliver(bot.url, event, signature={
+            "X-Slack-Request-Timestamp": "1700000000", "X-Slack-Signature": "v0=deadbeef"})
+        assert delivery.status == 401
     await asyncio.sleep(0.2)
     assert not slack.sent()
+    async with aiohttp.ClientSession() as http, \
+            http.get(bot.url.replace("/slack/events", "/healthz")) as response:
+        assert await response.json() == {"ok": True, "refused": 2}
 
 
 async def test_mentions_and_thread_replies_answer_in_the_thread(bot: Running,
