@@ -234,9 +234,8 @@ class PlaybookRunner:
                 items += await self._open_plans() if "plans" in (step.collect or []) else []
                 items += await self._week_ahead() if "calendar" in (step.collect or []) else []
             elif step.kind == "curate" and memory is not None:
-                wanted = tuple(step.curate or [])
-                for item, why in await memory.store.facts_to_review(now=utcnow()):
-                    if why.startswith(tuple(w.rstrip("s") for w in wanted)):
+                for item, kind, why in await memory.store.facts_to_review(now=utcnow()):
+                    if kind in (step.curate or []):
                         items.append(f"- {item.id}: {item.text.strip()[:200]} ({why})")
                         to_drop.append(item.id)
                 to_drop = to_drop[:MAX_FORGET]

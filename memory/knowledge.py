@@ -116,10 +116,11 @@ class MemoryStore:
             lambda conn: read_orm(conn, lambda s: s.scalars(query).all())))
 
     async def facts_to_review(self, *, now: datetime,
-                              limit: int = 50) -> list[tuple[MemoryItem, str]]:
-        """Facts worth dropping, oldest first, each with why: ``expired`` (past its expiry),
-        ``superseded`` (a newer fact about the same subject contradicts it; kept on record
-        until dropped) or ``duplicate`` (the same words as a newer active fact)."""
+                              limit: int = 50) -> list[tuple[MemoryItem, str, str]]:
+        """Facts worth dropping, oldest first, each with its kind of reason and the reason:
+        ``expired`` (past its expiry), ``superseded`` (a newer fact about the same subject
+        contradicts it; kept on record until dropped) or ``duplicates`` (the same words as a
+        newer active fact)."""
         query = (select(MemoryItem).where(MemoryItem.kind == "fact",
                                           MemoryItem.status.in_(["active", "superseded"]))
                  .order_by(MemoryItem.created_at.desc(), MemoryItem.id.desc()))
@@ -129,11 +130,11 @@ class MemoryStore:
         for item in rows:
             words = " ".join(_WORD.findall(item.text.lower()))
             if item.status == "superseded":
-                found.append((item, f"superseded by {item.superseded_by}"))
+                found.append((item, "superseded", f"superseded by {item.superseded_by}"))
             elif item.expires_at is not None and item.expires_at <= now:
-                found.append((item, "expired"))
+                found.append((item, "expired", "expired"))
             elif words in newest:
-                found.append((item, f"duplicate of {newest[words]}"))
+                found.append((item, "duplicates", f"duplicate of {newest[words]}"))
             else:
                 newest[words] = item.id
         return found[::-1][:limit]
