@@ -53,7 +53,11 @@ class SoloApp:
                      "slack": {str(o) for o in settings.slack.operators}}
         self.gate = OperatorGate(director=director, operators=operators)
         self.jobs = JobsLoop(settings=settings, director=director, deliver=self.deliver,
-                             channels=lambda: list(self._adapters), operators=operators)
+                             channels=self.channels, operators=operators)
+
+    def channels(self) -> list[str]:
+        """The names of the registered chat adapters."""
+        return list(self._adapters)
 
     @classmethod
     async def open(cls, settings: Settings) -> SoloApp:

@@ -127,7 +127,8 @@ async def run_serve(settings: Settings) -> int:
             print("solo serve: [console] port is set but no password: the console and playbook "
                   "webhooks are off (set [console] password)", file=sys.stderr)
         elif settings.console.port:
-            listener = WebListener(app, settings.console.host, settings.console.port)
+            listener = WebListener(app, settings.console.host, settings.console.port,
+                                   password=secret_value(settings.console.password))
             try:
                 await listener.start()
             except OSError as exc:

@@ -14,6 +14,9 @@ from graph.events import Inbound, Reply
 from memory.db import urgent
 
 REFUSAL = "Sorry, this assistant only works for its operators."
+LOCAL_CHANNELS = ("console", "web")
+"""Channels only the operator can reach: the terminal of ``solo chat`` and the web console
+(whose requests pass its password and session first)."""
 
 
 class OperatorGate:
@@ -21,8 +24,8 @@ class OperatorGate:
 
     Args:
         director: records plans and decisions.
-        operators: platform user ids allowed per channel (the console needs none: whoever sits
-            at the terminal is the operator).
+        operators: platform user ids allowed per channel (the local channels need none:
+            whoever sits at the terminal, or logged in to the web console, is the operator).
     """
 
     def __init__(self, *, director: Director, operators: dict[str, set[str]]) -> None:
@@ -32,7 +35,7 @@ class OperatorGate:
 
     def is_operator(self, inbound: Inbound) -> bool:
         """Whether ``inbound.actor`` may command or approve on its channel."""
-        if inbound.channel == "console":
+        if inbound.channel in LOCAL_CHANNELS:
             return True
         return inbound.actor in self.operators.get(inbound.channel, set())
 

@@ -1,4 +1,5 @@
-"""The local web listener of ``solo serve`` (``[console] host, port``): playbook webhooks.
+"""The local web listener of ``solo serve`` (``[console] host, port``): the operator console
+(:mod:`bot.console`), ``/metrics``, and playbook webhooks.
 
 ``POST /hooks/NAME`` runs playbook NAME when its file says ``hook = true`` and the request
 carries the file's ``secret`` (``Authorization: Bearer SECRET`` or ``X-Solo-Secret``; compared in
@@ -8,6 +9,9 @@ job written before the answer (``202``), keyed by the request's ``Idempotency-Ke
 sender that retries (or delivers twice) gets one run; the jobs loop of any instance runs it.
 Nothing else is answered with detail: an unknown, disabled or paused hook and a wrong secret are
 told apart only by status (404, 409, 401). ``GET /healthz`` says the listener runs.
+
+It listens only with a ``[console] password``: the console's pages ask for it, the webhooks
+for their own secrets.
 """
 
 from __future__ import annotations
@@ -22,10 +26,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bot.console.app import Console
+from bot.console.channel import WebChannel
+from bot.console.guard import SecurityHeaders
 from graph.playbooks import put_event_run
 
 if TYPE_CHECKING:  # the app imports this module
@@ -34,7 +42,7 @@ if TYPE_CHECKING:  # the app imports this module
 MAX_BODY = 64 * 1024
 
 
-def web_app(solo: SoloApp) -> Starlette:
+def web_app(solo: SoloApp, console: Console) -> Starlette:
     """The ASGI app for ``solo``'s listener."""
 
     async def hook(request: Request) -> JSONResponse:
@@ -63,7 +71,9 @@ def web_app(solo: SoloApp) -> Starlette:
         return JSONResponse({"ok": True})
 
     return Starlette(routes=[Route("/hooks/{name}", hook, methods=["POST"]),
-                             Route("/healthz", healthz, methods=["GET"])])
+                             Route("/healthz", healthz, methods=["GET"]),
+                             *console.routes()],
+                     middleware=[Middleware(SecurityHeaders)])
 
 
 def _text_of(body: bytes) -> str:
@@ -81,26 +91,45 @@ def _text_of(body: bytes) -> str:
 
 class WebListener:
     """:func:`web_app` served by uvicorn inside the running process: ``await start()``, then
-    ``port`` is the bound port (``port=0`` picks a free one); ``await stop()``."""
+    ``port`` is the bound port (``port=0`` picks a free one); ``await stop()``.
 
-    def __init__(self, solo: SoloApp, host: str, port: int) -> None:
+    Args:
+        solo: the app; the console's ``web`` channel is registered on it at :meth:`start`.
+        host, port: where to listen.
+        password: the console's password (required: without one nothing may listen).
+    """
+
+    def __init__(self, solo: SoloApp, host: str, port: int, *, password: str) -> None:
         import uvicorn
+
+        if not password:
+            raise ValueError("the console listens only with a password")
+        self._solo = solo
+        self._channel = WebChannel()
+        self.console = Console(solo, password=password, channel=self._channel)
 
         class EmbeddedServer(uvicorn.Server):
             @contextlib.contextmanager
             def capture_signals(self) -> Iterator[None]:
                 yield  # the process's own SIGTERM/SIGINT handlers stay in charge
 
-        self._server = EmbeddedServer(uvicorn.Config(web_app(solo), host=host, port=port,
-                                                     log_level="warning", lifespan="off"))
+        self._server = EmbeddedServer(uvicorn.Config(
+            web_app(solo, self.console), host=host, port=port, log_level="warning",
+            lifespan="off", proxy_headers=False))
         self._task: asyncio.Task | None = None
         self._host = host
         self.port = port
 
     async def start(self) -> None:
         """Listen; raises ``OSError`` when it cannot (e.g. the port is taken)."""
+        await self._solo.add_adapter(self._channel, operators=set())
         # Bound here, not by uvicorn: its own bind failure exits the whole process.
         sock = socket.create_server((self._host, self.port))
+        # Inherited by accepted connections. asyncio sets it itself only on sockets whose proto
+        # is TCP, and create_server leaves proto 0: without it every request after the first
+        # on a kept-alive connection waited ~40 ms (Nagle against the client's delayed ACK;
+        # curl and bench/console.py: 43 ms → 0.3 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.port = sock.getsockname()[1]
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
@@ -114,3 +143,4 @@ class WebListener:
         if self._task is not None:
             self._server.should_exit = True
             await self._task
+        await self.console.wait(10.0)

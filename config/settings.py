@@ -282,8 +282,9 @@ class PolicySettings(BaseModel):
 
 
 class ConsoleSettings(BaseModel):
-    """The local web listener of ``solo serve``: playbook webhooks (``POST /hooks/NAME``) and
-    ``/healthz``. It listens only when both ``port`` and ``password`` are set."""
+    """The local web listener of ``solo serve``: the operator console (its login is
+    ``password``), ``/metrics``, playbook webhooks (``POST /hooks/NAME``) and ``/healthz``. It
+    listens only when both ``port`` and ``password`` are set."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import case, func, insert, literal, select, update
 from sqlalchemy.engine import Connection, Row
 
+from memory.console_reads import ConsoleReads
 from memory.db import Database
 from memory.mail_store import HealthStore, MailStore
 from memory.models import (
@@ -78,6 +79,7 @@ class Storage:
         self.mail = MailStore(db)
         self.health = HealthStore(db)
         self.playbooks = PlaybookStore(db)
+        self.reads = ConsoleReads(db)
 
     @property
     def backend(self) -> str:

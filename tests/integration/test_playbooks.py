@@ -442,7 +442,7 @@ async def test_a_webhook_call_runs_its_playbook_once_and_its_body_is_data(
     (folder / "orders.toml").write_text(ORDERS)
     (folder / "weak.toml").write_text(ORDERS.replace("orders-secret-0042", "short"))
     clock.move_to(at(2026, 11, 4, 10, 0))
-    web = WebListener(solo, "127.0.0.1", 0)
+    web = WebListener(solo, "127.0.0.1", 0, password="console-password-1")
     await web.start()
     url = f"http://127.0.0.1:{web.port}/hooks"
     good = {"Authorization": "Bearer orders-secret-0042", "Idempotency-Key": "order-1042"}

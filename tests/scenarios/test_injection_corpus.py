@@ -177,7 +177,7 @@ async def test_no_payload_causes_an_effect_without_a_card_that_shows_its_target(
     rig.openai.respond = obey
     baseline = await effects(rig)
     outcomes: Counter = Counter()
-    web = WebListener(rig.solo, "127.0.0.1", 0)
+    web = WebListener(rig.solo, "127.0.0.1", 0, password="console-password-1")
     await web.start()
     try:
         async with httpx.AsyncClient(timeout=30) as client:
