@@ -68,13 +68,16 @@ class Browser:
 
 
 @pytest.fixture
-async def console(clock: time_machine.Traveller, tmp_path: Path, database_url: str,
-                  receiver: WebhookReceiver,
+async def console(request: pytest.FixtureRequest, clock: time_machine.Traveller,
+                  tmp_path: Path, database_url: str, receiver: WebhookReceiver,
                   ) -> AsyncIterator[tuple[SoloApp, InMemoryAdapter, Browser]]:
+    """The app with a memory chat and a webhook, its console logged out; ``request.param``
+    (indirect) adds settings."""
     solo = await SoloApp.open(Settings.model_validate({
         "storage": {"data_dir": tmp_path / "data", "database_url": database_url},
         "operator": {"timezone": "Europe/Berlin"},
-        "connectors": {"webhooks": {"crm": {"url": receiver.url}}}}))
+        "connectors": {"webhooks": {"crm": {"url": receiver.url}}},
+        **getattr(request, "param", {})}))
     chat = InMemoryAdapter()
     await solo.add_adapter(chat, operators={"operator"})
     web = WebListener(solo, "127.0.0.1", 0, password=PASSWORD)
@@ -194,7 +197,44 @@ async def test_edit_on_the_page_supersedes_the_card_and_the_new_text_runs(
                for p in await solo.storage.reads.plans(limit=50))
 
 
-async def test_plans_retry_and_cancel_and_the_chat_box(console, receiver) -> None:
+async def test_a_failed_step_retried_from_its_plan_page_is_delivered_once(
+        console, receiver: WebhookReceiver) -> None:
+    solo, chat, browser = console
+    await browser.log_in()
+    receiver.script = [400]  # refused for good: the step fails
+    await chat.say("/send crm try me")
+    [card] = [s.card for s in chat.sent if s.kind == "card"]
+    await browser.press(f"approve:{card.approval_id}", nonce="r0")
+    plan_id = (await solo.storage.approvals.get(card.approval_id)).plan_id
+    detail = (await browser.get(f"/plans/{plan_id}")).text
+    assert "failed" in detail and "Retry failed steps" in detail
+    csrf = re.search(r'name="csrf" value="([^"]+)"', detail)[1]
+    await browser.post(f"/plans/{plan_id}/retry", {"csrf": csrf, "nonce": "r1"})
+    # The retry carries the action already approved, under its key: no second card.
+    assert await solo.storage.approvals.pending() == []
+    assert [p.status for p in receiver.posts] == [400, 200]
+    assert receiver.posts[0].key == receiver.posts[1].key  # the original key, once delivered
+    assert receiver.deliveries_of("try me") == 1
+
+
+@pytest.mark.parametrize("console", [{"policy": {"undo_seconds": {"webhook.post": 600}}}],
+                         indirect=True)
+async def test_undo_on_the_page_inside_the_window_sends_nothing(
+        console, receiver: WebhookReceiver) -> None:
+    solo, chat, browser = console
+    await browser.log_in()
+    await chat.say("/send crm take it back")
+    [card] = [s.card for s in chat.sent if s.kind == "card"]
+    await browser.press(f"approve:{card.approval_id}", nonce="u1")
+    page = (await browser.get("/")).text
+    assert "unless you press Undo" in page and f'value="undo:{card.approval_id}"' in page
+    await browser.press(f"undo:{card.approval_id}", nonce="u2")
+    assert [s.status for s in await solo.storage.plans.steps(
+        (await solo.storage.approvals.get(card.approval_id)).plan_id)] == ["undone"]
+    assert receiver.posts == []
+
+
+async def test_plan_pages_cancel_and_the_chat_box(console, receiver) -> None:
     solo, chat, browser = console
     await browser.log_in()
     await chat.say("/send crm cancel me")
@@ -287,7 +327,10 @@ async def test_playbooks_spending_health_and_metrics(console, receiver) -> None:
     await browser.post("/playbooks/weekly/pause", {"csrf": csrf, "nonce": "p1"})
     assert await solo.storage.playbooks.paused() == {"weekly"}
     assert "Resume" in (await browser.get("/playbooks")).text
-    assert "Spending per day" in (await browser.get("/spending")).text
+    await solo.storage.audit.append(actor="system", decision="model.ok", model="m",
+                                    prompt_version="v", cost_usd=0.0123, plan_id="p")
+    spending = (await browser.get("/spending")).text
+    assert "$0.0123 in 1 calls" in spending and 'class="cap"' in spending
     await chat.say("/send crm count me")
     [card] = [s.card for s in chat.sent if s.kind == "card"]
     await chat.press("approve", card.approval_id)
