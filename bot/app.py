@@ -18,10 +18,12 @@ from bot.dispatch import show
 from bot.gate import OperatorGate
 from bot.jobs import JobsLoop
 from bot.voice import VoiceNotes
+from bot.watchdog import Watchdog
 from bot.wiring import build_director, build_transcriber
 from config import Settings
 from graph.director import Director
 from graph.events import Inbound, Reply
+from memory.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +56,21 @@ class SoloApp:
         self.gate = OperatorGate(director=director, operators=operators)
         self.jobs = JobsLoop(settings=settings, director=director, deliver=self.deliver,
                              channels=self.channels, operators=operators)
+        self.watchdog = Watchdog(
+            adapters=lambda: {n: self._adapters[n] for n in self._started},
+            deliver=self.deliver, targets=self.jobs.operator_targets, timezone=self.timezone)
 
     def channels(self) -> list[str]:
         """The names of the registered chat adapters."""
         return list(self._adapters)
+
+    def liveness(self) -> dict[str, dict[str, float | None]]:
+        """Per running chat adapter: seconds since its last event and last sign of life
+        (None: none since the start) — what ``/healthz`` reports."""
+        now = utcnow()
+        return {name: {"last_event_seconds": self._adapters[name].liveness.event_age(now),
+                       "quiet_seconds": round(self._adapters[name].liveness.quiet(now), 1)}
+                for name in sorted(self._started)}
 
     @classmethod
     async def open(cls, settings: Settings) -> SoloApp:
@@ -122,6 +135,9 @@ class SoloApp:
 
     async def admit(self, inbound: Inbound) -> Admitted:
         """The gate and the durable record (fast; adapters acknowledge the platform after it)."""
+        adapter = self._adapters.get(inbound.channel)
+        if adapter is not None:
+            adapter.liveness.event()
         return await self.gate.admit(inbound)
 
     async def process(self, admitted: Admitted) -> None:

@@ -23,7 +23,9 @@ from bot.mcp_server import require_token
 from bot.web import WebListener
 from bot.wiring import build_adapters, build_memory, build_understander, open_state, secret_value
 from config import ConfigError, Settings, load_settings
+from graph.timefmt import when_text
 from memory.embeddings import StaticEmbeddings
+from memory.models import utcnow
 from memory.stores import Storage
 
 log = logging.getLogger(__name__)
@@ -80,8 +82,10 @@ async def run_chat(settings: Settings) -> int:
         await app.start_adapters()
         await app.jobs.schedule_daily_summary()
         scheduler = asyncio.create_task(app.jobs.run())
+        watchdog = asyncio.create_task(app.watchdog.run())
         await console.wait_closed()
         scheduler.cancel()
+        watchdog.cancel()
     finally:
         await app.aclose()
     return 0
@@ -137,6 +141,7 @@ async def run_serve(settings: Settings) -> int:
                 return 1
             web = listener
         scheduler = asyncio.create_task(app.jobs.run())
+        watchdog = asyncio.create_task(app.watchdog.run())
         # Said only once everything is in place: tests (and operators) wait for this line.
         log.info("serving %s", ", ".join(a.name for a in adapters))
         print(f"solo serve: running ({', '.join(a.name for a in adapters)})", file=sys.stderr,
@@ -150,6 +155,7 @@ async def run_serve(settings: Settings) -> int:
                 if sweeps % PRUNE_EVERY_SWEEPS == 0:
                     await app.jobs.housekeeping()
         scheduler.cancel()
+        watchdog.cancel()
     finally:
         if web is not None:
             await web.stop()
@@ -209,6 +215,11 @@ async def run_doctor(settings: Settings) -> int:
         report(False, "chat adapters", str(exc))
     report(True, f"understanding: {settings.llm.model or 'offline local understander'}")
     if app is not None:
+        now = utcnow()
+        for channel, at in sorted((await app.storage.reads.last_event_by_channel()).items()):
+            minutes = (now - at).total_seconds() / 60
+            report(True, f"{channel}: last event {minutes:.0f} min ago "
+                         f"({when_text(at, ZoneInfo(settings.operator.timezone))})")
         try:
             if hasattr(app.voice.transcriber, "_load"):
                 await asyncio.to_thread(app.voice.transcriber._load)

@@ -82,13 +82,15 @@ class JobsLoop:
             attachment={"kind": PROPOSAL, "reason": payload.get("reason", "")}))
 
     def summary_targets(self) -> list[tuple[str, str]]:
-        """Where the daily summary goes: each operator on each running channel."""
-        channels = list(self._channels())
-        wanted = set(self.settings.schedule.summary_channels) or set(channels)
+        """Where the daily summary goes: each operator on each running channel (or on the
+        ``[schedule] summary_channels``)."""
+        wanted = set(self.settings.schedule.summary_channels)
+        return [(c, chat) for c, chat in self.operator_targets() if not wanted or c in wanted]
+
+    def operator_targets(self) -> list[tuple[str, str]]:
+        """Each operator on each running channel, as ``(channel, chat)``."""
         targets = []
-        for name in channels:
-            if name not in wanted:
-                continue
+        for name in self._channels():
             if name == "console":
                 targets.append((name, "terminal"))
             elif name == "slack":

@@ -8,7 +8,8 @@ outside text, so whatever the run then does waits for the operator's tap. The ru
 job written before the answer (``202``), keyed by the request's ``Idempotency-Key`` header, so a
 sender that retries (or delivers twice) gets one run; the jobs loop of any instance runs it.
 Nothing else is answered with detail: an unknown, disabled or paused hook and a wrong secret are
-told apart only by status (404, 409, 401). ``GET /healthz`` says the listener runs.
+told apart only by status (404, 409, 401). ``GET /healthz`` says the listener runs and how
+long ago each chat adapter last had an event and a sign of life.
 
 It listens only with a ``[console] password``: the console's pages ask for it, the webhooks
 for their own secrets.
@@ -68,7 +69,7 @@ def web_app(solo: SoloApp, console: Console) -> Starlette:
         return JSONResponse({"accepted": True, "run": run}, status_code=202)
 
     async def healthz(_: Request) -> JSONResponse:
-        return JSONResponse({"ok": True})
+        return JSONResponse({"ok": True, "adapters": solo.liveness()})
 
     return Starlette(routes=[Route("/hooks/{name}", hook, methods=["POST"]),
                              Route("/healthz", healthz, methods=["GET"]),

@@ -294,5 +294,6 @@ def build_adapters(settings: Settings, *, timezone: ZoneInfo) -> list[ChatAdapte
             client=client, mode=slack.mode,
             signing_secret=slack.signing_secret.get_secret_value() if slack.signing_secret else "",
             app_token=slack.app_token.get_secret_value() if slack.app_token else "",
-            host=slack.host, port=slack.port, timezone=timezone))
+            host=slack.host, port=slack.port, timezone=timezone,
+            refresh_seconds=slack.refresh_minutes * 60 or None))
     return adapters

@@ -89,6 +89,9 @@ class SlackSettings(BaseModel):
     port: int = 3000
     base_url: str = "https://slack.com/api/"
     operators: list[str] = Field(default_factory=list)
+    refresh_minutes: float = Field(default=10.0, ge=0)
+    """Socket Mode: with no event for this long, open a fresh connection (a connection can
+    answer pings and deliver nothing; 0: never)."""
 
 
 class NotesSettings(BaseModel):

@@ -8,11 +8,13 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from aiohttp import web
 
 from graph.events import ApprovalCard, Inbound, Reply
+from memory.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +54,64 @@ class EventSink(Protocol):
         ...
 
 
-def health_endpoint(refused: Callable[[], int]) -> Callable[[web.Request], Awaitable[
-        web.Response]]:
+@dataclass
+class Liveness:
+    """When an adapter last heard from its platform: ``event_at`` an event (a message, a
+    press), ``alive_at`` any sign of life (an event, an empty poll, a frame, a pong),
+    ``since`` when it (re)connected."""
+
+    since: datetime = field(default_factory=utcnow)
+    event_at: datetime | None = None
+    alive_at: datetime | None = None
+
+    def event(self) -> None:
+        """An event arrived (also a sign of life)."""
+        self.event_at = self.alive_at = utcnow()
+
+    def alive(self) -> None:
+        """The platform answered."""
+        self.alive_at = utcnow()
+
+    def quiet(self, now: datetime) -> float:
+        """Seconds without a sign of life (counted from the connection at most)."""
+        return (now - max(self.alive_at or self.since, self.since)).total_seconds()
+
+    def without_events(self, now: datetime) -> float:
+        """Seconds without an event (counted from the connection at most)."""
+        return (now - max(self.event_at or self.since, self.since)).total_seconds()
+
+    def event_age(self, now: datetime | None = None) -> float | None:
+        """Seconds since the last event, None if none came since the start."""
+        if self.event_at is None:
+            return None
+        return round(((now or utcnow()) - self.event_at).total_seconds(), 1)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What an adapter's watchdog expects (see :mod:`bot.watchdog`).
+
+    Attributes:
+        quiet_seconds: without a sign of life for this long, the connection is probed; a
+            failed probe → reconnect, and the operator is told on another channel.
+        refresh_seconds: without an event for this long, reconnect anyway, quietly (a
+            connection can stay up, answering pings, and deliver nothing: only a fresh one
+            tells). None: never.
+    """
+
+    quiet_seconds: float
+    refresh_seconds: float | None = None
+
+
+def health_endpoint(refused: Callable[[], int], liveness: Callable[[], Liveness]
+                    ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The ``/healthz`` handler of an adapter that listens on HTTP: ``{"ok": true,
-    "refused": N}``, N the deliveries refused since the start (a wrong secret or signature:
-    someone is knocking)."""
+    "refused": N, "last_event_seconds": S}``, N the deliveries refused since the start (a
+    wrong secret or signature: someone is knocking), S the age of the last event (null: none
+    since the start)."""
     async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "refused": refused()})
+        return web.json_response({"ok": True, "refused": refused(),
+                                  "last_event_seconds": liveness().event_age()})
     return healthz
 
 
@@ -85,6 +138,31 @@ class ChatAdapter(ABC):
 
     durable_delivery: bool = False
     """True: replies go through the app's durable per-chat queue (network platforms)."""
+
+    @property
+    def liveness(self) -> Liveness:
+        """When the platform was last heard from (created on first use)."""
+        found = self.__dict__.get("_liveness")
+        if found is None:
+            found = self.__dict__["_liveness"] = Liveness()
+        return found
+
+    def watch(self) -> Watch | None:
+        """What the watchdog expects of this adapter's receiving side; None: nothing (it is
+        not connected to anything that can go quiet, e.g. a webhook that is called)."""
+        return None
+
+    async def probe(self) -> str | None:
+        """Check the receiving side: None when it works, else what is wrong."""
+        return None
+
+    async def reconnect(self) -> None:  # noqa: B027 - optional, as is watch()
+        """Replace the receiving side's connection (raise if it cannot be done now)."""
+
+    def take_incident(self) -> str | None:
+        """Something the adapter noticed that the operator should hear of, once (e.g. a
+        connection found deaf after the fact); None: nothing."""
+        return None
 
     @abstractmethod
     async def start(self, sink: EventSink) -> None:

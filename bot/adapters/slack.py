@@ -13,8 +13,10 @@ a DM when they wrote at top level), ephemeral notices to that user.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,15 +34,19 @@ from bot.adapters.base import (
     ChatProcessing,
     DeliveryError,
     EventSink,
+    Watch,
     health_endpoint,
 )
 from bot.rendering import card_blocks, split_text
 from graph.events import ApprovalCard, Inbound
+from memory.models import utcnow
 
 log = logging.getLogger(__name__)
 MALFORMED = (KeyError, IndexError, TypeError, AttributeError, ValueError)
 """What reading a payload of an unexpected shape raises."""
 
+REDELIVERY_WINDOW = 60.0
+"""Seconds after a refresh in which an event Slack re-sends tells the old connection was deaf."""
 MAX_TEXT = 3900  # Slack truncates long messages; it recommends staying under 4,000 characters
 _MENTION = re.compile(r"<@[A-Z0-9]+>")
 _TRANSIENT = {"ratelimited", "internal_error", "fatal_error", "service_unavailable",
@@ -80,6 +86,8 @@ class SlackAdapter(ChatAdapter):
         signing_secret: HTTP mode: requests with a bad signature get 401.
         app_token: Socket Mode.
         host, port: HTTP mode listener (``/slack/events``, plus ``/healthz``).
+        refresh_seconds: Socket Mode: with no event for this long, open a fresh connection
+            (None: never); see :class:`bot.adapters.base.Watch`.
     """
 
     name = "slack"
@@ -87,7 +95,8 @@ class SlackAdapter(ChatAdapter):
 
     def __init__(self, *, client: AsyncWebClient, mode: str = "http", signing_secret: str = "",
                  app_token: str = "", host: str = "127.0.0.1", port: int = 3000,
-                 timezone: ZoneInfo | None = None) -> None:
+                 timezone: ZoneInfo | None = None,
+                 refresh_seconds: float | None = 600.0) -> None:
         self.client = client
         self.mode = mode
         self.signing_secret = signing_secret
@@ -103,6 +112,9 @@ class SlackAdapter(ChatAdapter):
         self.bound_port: int | None = None
         self.refused = 0
         """Deliveries refused for a wrong secret or signature since the start."""
+        self._refresh_seconds = refresh_seconds
+        self._refreshed_at: float | None = None
+        self._incident: str | None = None
         self.app = AsyncApp(client=client, process_before_response=True,
                             signing_secret=signing_secret or None,
                             request_verification_enabled=mode == "http",
@@ -125,17 +137,68 @@ class SlackAdapter(ChatAdapter):
                                                   web_client=AsyncWebClient(
                                                       token=self.app_token,
                                                       base_url=self.client.base_url))
+            self._socket.client.on_message_listeners.append(self._on_frame)
             await self._socket.connect_async()
             return
         web_app = self.app.web_app(path="/slack/events")
         web_app.middlewares.append(self._count_refusals)
         web_app.middlewares.append(_acknowledge_what_bolt_cannot_read)
-        web_app.router.add_get("/healthz", health_endpoint(lambda: self.refused))
+        web_app.router.add_get("/healthz", health_endpoint(lambda: self.refused,
+                                                           lambda: self.liveness))
         self._runner = web.AppRunner(web_app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.bound_port = site._server.sockets[0].getsockname()[1]
+
+    # --- liveness (Socket Mode) ----------------------------------------------------------------
+
+    def watch(self) -> Watch | None:
+        """Socket Mode: frames come at least with slack_sdk's pongs (every 5 s); a minute
+        without any is suspect. HTTP mode: Slack calls us; nothing to expect."""
+        if self.mode != "socket":
+            return None
+        return Watch(quiet_seconds=60.0, refresh_seconds=self._refresh_seconds)
+
+    async def probe(self) -> str | None:
+        """Whether the Socket Mode connection is up and answering slack_sdk's pings."""
+        client = self._socket.client if self._socket is not None else None
+        if client is None or not await client.is_connected():
+            return "the Socket Mode connection is down or does not answer pings"
+        self.liveness.alive()
+        return None
+
+    async def reconnect(self) -> None:
+        """Open a fresh Socket Mode connection (the old one is closed by slack_sdk)."""
+        if self._socket is None:
+            return
+        self._refreshed_at = time.monotonic()
+        await self._socket.client.connect_to_new_endpoint(force=True)
+        self.liveness.since = utcnow()
+
+    def take_incident(self) -> str | None:
+        """A deaf connection found after a refresh (see :meth:`_on_frame`), once."""
+        incident, self._incident = self._incident, None
+        return incident
+
+    async def _on_frame(self, message: Any) -> None:
+        """Every frame from Slack is a sign of life; an event Slack re-sends right after a
+        refresh shows the previous connection had gone deaf (up, but not delivering)."""
+        self.liveness.alive()
+        try:
+            frame = json.loads(message.data)
+        except (TypeError, ValueError):
+            return
+        retried = isinstance(frame, dict) and frame.get("type") == "events_api" and \
+            isinstance(frame.get("retry_attempt"), int) and frame["retry_attempt"] > 0
+        if retried and self._refreshed_at is not None and \
+                time.monotonic() - self._refreshed_at < REDELIVERY_WINDOW:
+            self._refreshed_at = None
+            log.warning("slack: the previous Socket Mode connection was deaf; events it "
+                        "missed arrived on the new one")
+            self._incident = ("Slack's connection had gone deaf (it answered pings but "
+                              "delivered no events); a fresh one was opened and the events "
+                              "Slack had held back arrived. Nothing was lost.")
 
     async def stop(self) -> None:
         """Stop listening, finish what is being processed."""

@@ -29,11 +29,13 @@ from bot.adapters.base import (
     ChatProcessing,
     DeliveryError,
     EventSink,
+    Watch,
     health_endpoint,
 )
 from bot.rendering import keyboard_rows, render_card_html, split_text
 from graph.commands import menu as command_menu
 from graph.events import ApprovalCard, Inbound
+from memory.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,7 @@ class TelegramAdapter(ChatAdapter):
                     api_kwargs={"offset": self._offset, "timeout": self.poll_timeout,
                                 "allowed_updates": ALLOWED_UPDATES},
                     read_timeout=self.poll_timeout + 10)
+                self.liveness.alive()
                 for data in batch:
                     await self._receive(data)
                     self._offset = int(data["update_id"]) + 1
@@ -155,10 +158,55 @@ class TelegramAdapter(ChatAdapter):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
 
+    # --- liveness ----------------------------------------------------------------------------
+
+    def watch(self) -> Watch | None:
+        """Polling: a long poll returns at least every ``poll_timeout`` seconds, so twice that
+        (and some) without one is suspect. Webhook: Telegram calls us; every 15 minutes
+        without a call, ask Telegram whether the webhook still points here."""
+        if self.mode == "webhook":
+            return Watch(quiet_seconds=15 * 60.0)
+        return Watch(quiet_seconds=2 * (self.poll_timeout + 10) + 30)
+
+    async def probe(self) -> str | None:
+        """Polling: the loop runs and Telegram answers ``getMe``. Webhook: Telegram still has
+        our URL and no delivery error newer than our last event."""
+        try:
+            if self.mode == "webhook":
+                info = await self.bot.get_webhook_info(read_timeout=10)
+                if info.url != self.webhook_url:
+                    return f"the webhook points at {info.url or 'nothing'}"
+                if info.last_error_date and info.last_error_date.timestamp() > \
+                        (self.liveness.event_at or self.liveness.since).timestamp():
+                    return f"Telegram cannot deliver to it: {info.last_error_message}"
+            else:
+                if self._poller is None or self._poller.done():
+                    return "the polling loop stopped"
+                await self.bot.get_me(read_timeout=10)
+        except TelegramError as exc:
+            return f"Telegram does not answer: {exc}"
+        self.liveness.alive()
+        return None
+
+    async def reconnect(self) -> None:
+        """Polling: restart the loop (it resumes from the last acknowledged offset). Webhook:
+        register it again."""
+        if self.mode == "webhook":
+            await self.bot.set_webhook(url=self.webhook_url,
+                                       secret_token=self.webhook_secret or None,
+                                       allowed_updates=ALLOWED_UPDATES)
+        else:
+            if self._poller is not None:
+                self._poller.cancel()
+                await asyncio.gather(self._poller, return_exceptions=True)
+            self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
+        self.liveness.since = utcnow()
+
     async def _start_webhook(self) -> None:
         app = web.Application()
         app.router.add_post("/telegram", self._webhook)
-        app.router.add_get("/healthz", health_endpoint(lambda: self.refused))
+        app.router.add_get("/healthz", health_endpoint(lambda: self.refused,
+                                                       lambda: self.liveness))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

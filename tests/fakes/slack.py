@@ -6,6 +6,9 @@
   signed with the signing secret like Slack does (``v0:{ts}:{body}``, HMAC-SHA256), and records
   the status and how long the app took to answer.
 - Socket Mode: a websocket endpoint that sends envelopes and records the client's acks.
+  :meth:`FakeSlack.mute` makes the current connection deaf the way one goes deaf in the wild:
+  it stays up and answers pings, but envelopes are held back; like Slack, the held ones are
+  re-sent (``retry_attempt`` 1) on the next connection.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ class FakeSlack(LoopbackServer):
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    _muted: web.WebSocketResponse | None = None
+    held: list[dict[str, Any]] = field(default_factory=list)
+    connections: int = 0
     _http: aiohttp.ClientSession | None = None
 
     def routes(self, router: web.UrlDispatcher) -> None:
@@ -164,11 +170,17 @@ class FakeSlack(LoopbackServer):
         await self.wait_for(lambda: self._sockets)
         kind = {"event_callback": "events_api", "block_actions": "interactive"}[payload["type"]]
         envelope_id = f"env{next(self._ids)}"
-        await self._sockets[-1].send_json({"envelope_id": envelope_id, "type": kind,
-                                           "payload": payload,
-                                           "accepts_response_payload": False,
-                                           "retry_attempt": 0, "retry_reason": ""})
+        envelope = {"envelope_id": envelope_id, "type": kind, "payload": payload,
+                    "accepts_response_payload": False, "retry_attempt": 0, "retry_reason": ""}
+        if self._sockets[-1] is self._muted:
+            self.held.append(envelope)
+        else:
+            await self._sockets[-1].send_json(envelope)
         return envelope_id
+
+    def mute(self) -> None:
+        """Deafen the current connection (see the module docstring)."""
+        self._muted = self._sockets[-1]
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -176,6 +188,10 @@ class FakeSlack(LoopbackServer):
         self._sockets.append(ws)
         await ws.send_json({"type": "hello", "num_connections": 1,
                             "connection_info": {"app_id": "A1"}})
+        self.connections += 1
+        held, self.held = self.held, []
+        for envelope in held:
+            await ws.send_json({**envelope, "retry_attempt": 1, "retry_reason": "timeout"})
         self.changed()
         async for message in ws:
             if message.type == aiohttp.WSMsgType.TEXT:

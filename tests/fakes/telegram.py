@@ -32,6 +32,8 @@ class FakeTelegramServer(LoopbackServer):
         token: the bot token the server accepts.
         failures: method name → list of scripted errors, consumed one per call
             (``{"error_code": 429, "retry_after": 1}`` or ``{"error_code": 400, ...}``).
+        answering: cleared, every request hangs (the connection stays open, nothing comes
+            back) until it is set again.
     """
 
     token: str = "123456:TEST-token"
@@ -44,6 +46,10 @@ class FakeTelegramServer(LoopbackServer):
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)
     webhook: dict[str, Any] = field(default_factory=dict)
+    answering: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.answering.set()
 
     # --- server -----------------------------------------------------------------------------
 
@@ -53,8 +59,9 @@ class FakeTelegramServer(LoopbackServer):
         router.add_get("/file/bot{token}/{path:.*}", self._file)
 
     async def stopping(self) -> None:
-        """Wake pending long polls."""
+        """Wake pending long polls and hung requests."""
         self._new_update.set()
+        self.answering.set()
 
     @property
     def base_url(self) -> str:
@@ -174,6 +181,7 @@ class FakeTelegramServer(LoopbackServer):
                                       "description": "Unauthorized"}, status=401)
         method = request.match_info["method"]
         params = await self._params(request)
+        await self.answering.wait()
         if method != "getUpdates":
             self.calls.append(Call(method, params))
         try:

@@ -156,7 +156,8 @@ async def test_a_bad_signature_is_rejected_and_counted(bot: Running, slack: Fake
     assert not slack.sent()
     async with aiohttp.ClientSession() as http, \
             http.get(bot.url.replace("/slack/events", "/healthz")) as response:
-        assert await response.json() == {"ok": True, "refused": 2}
+        health = await response.json()
+        assert health["ok"] and health["refused"] == 2
 
 
 async def test_mentions_and_thread_replies_answer_in_the_thread(bot: Running,

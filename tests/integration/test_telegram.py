@@ -273,7 +273,8 @@ async def test_webhook_mode_checks_the_secret(tmp_path: Path, telegram: FakeTele
                                   headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"})
             assert bad.status == 401
             health = await http.get(url.replace("/telegram", "/healthz"))
-            assert await health.json() == {"ok": True, "refused": 1}  # someone is knocking
+            assert await health.json() == {"ok": True, "refused": 1,  # someone is knocking
+                                           "last_event_seconds": None}
             garbage = await http.post(url, data=b"{not json",
                                       headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"})
             assert garbage.status == 400
