@@ -96,7 +96,7 @@ class SlackAdapter(ChatAdapter):
     def __init__(self, *, client: AsyncWebClient, mode: str = "http", signing_secret: str = "",
                  app_token: str = "", host: str = "127.0.0.1", port: int = 3000,
                  timezone: ZoneInfo | None = None,
-                 refresh_seconds: float | None = 600.0) -> None:
+                 refresh_seconds: float | None = 90.0) -> None:
         self.client = client
         self.mode = mode
         self.signing_secret = signing_secret

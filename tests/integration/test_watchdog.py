@@ -53,7 +53,7 @@ async def test_a_deaf_socket_mode_connection_is_refreshed_and_nothing_is_lost(
         "storage": {"data_dir": tmp_path / "data"},
         "slack": {"bot_token": slack.bot_token, "app_token": slack.app_token,
                   "base_url": slack.api_url, "mode": "socket", "operators": ["UOP"],
-                  "refresh_minutes": 2 / 60}})  # production: 10 minutes
+                  "refresh_minutes": 2 / 60}})  # default 1.5 minutes
     app = await SoloApp.open(settings)
     (adapter,) = build_adapters(settings, timezone=app.timezone)
     chat = InMemoryAdapter()
