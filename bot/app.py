@@ -7,6 +7,7 @@ Wiring lives in :mod:`bot.wiring`, the gate in :mod:`bot.gate`, the jobs loop in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import AsyncExitStack
 from zoneinfo import ZoneInfo
@@ -115,7 +116,8 @@ class SoloApp:
         self._adapters[adapter.name] = adapter
         if adapter.durable_delivery:
             self._queues[adapter.name] = DeliveryQueue(adapter=adapter, storage=self.storage,
-                                                       desk=self.director.desk)
+                                                       desk=self.director.desk,
+                                                       owner=self.director.owner)
             self.director.durable_channels.add(adapter.name)
         if start:
             await self._start(adapter)
@@ -181,3 +183,22 @@ class SoloApp:
     async def reconcile(self) -> None:
         """Finish what a crash interrupted and deliver what that produces."""
         await self.deliver(await self.director.reconcile())
+
+    async def sweep(self) -> None:
+        """Take over what another instance left when it died: plans nobody holds that need
+        continuing, replies nobody sends (``solo serve`` calls this every 15 s)."""
+        await self.deliver(await self.director.continue_orphans())
+        for queue in self._queues.values():
+            adopted = await queue.adopt()
+            if adopted:
+                log.warning("%s: sending %d replies another instance left unsent",
+                            queue.adapter.name, adopted)
+
+    async def run_sweeps(self, every: float = 15.0) -> None:
+        """:meth:`sweep` every ``every`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sweep failed; trying again")

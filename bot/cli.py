@@ -83,9 +83,11 @@ async def run_chat(settings: Settings) -> int:
         await app.jobs.schedule_daily_summary()
         scheduler = asyncio.create_task(app.jobs.run())
         watchdog = asyncio.create_task(app.watchdog.run())
+        sweeps_task = asyncio.create_task(app.run_sweeps())
         await console.wait_closed()
         scheduler.cancel()
         watchdog.cancel()
+        sweeps_task.cancel()
     finally:
         await app.aclose()
     return 0
@@ -142,6 +144,7 @@ async def run_serve(settings: Settings) -> int:
             web = listener
         scheduler = asyncio.create_task(app.jobs.run())
         watchdog = asyncio.create_task(app.watchdog.run())
+        sweeps_task = asyncio.create_task(app.run_sweeps())
         # Said only once everything is in place: tests (and operators) wait for this line.
         log.info("serving %s", ", ".join(a.name for a in adapters))
         print(f"solo serve: running ({', '.join(a.name for a in adapters)})", file=sys.stderr,
@@ -156,6 +159,7 @@ async def run_serve(settings: Settings) -> int:
                     await app.jobs.housekeeping()
         scheduler.cancel()
         watchdog.cancel()
+        sweeps_task.cancel()
     finally:
         if web is not None:
             await web.stop()

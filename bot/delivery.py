@@ -3,6 +3,8 @@
 A reply is written to the ``deliveries`` table before it is sent and marked sent after the
 platform accepted it, so replies queued at shutdown or lost to a crash go out after the restart
 (at least once: a crash between the platform's answer and the mark may repeat one message).
+Instances sharing the database send each reply once: a reply is sent under a lease in its row,
+and one an instance left behind when it died is adopted by another (:meth:`DeliveryQueue.adopt`).
 ``retry_after`` from the platform (429) is waited out; network errors back off and retry without
 limit; a permanent refusal (user blocked the bot, chat gone) is logged and dropped.
 
@@ -15,15 +17,22 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from bot.adapters.base import ChatAdapter, DeliveryError
 from bot.dispatch import show
 from graph.desk import ApprovalDesk
+from graph.director import dead_owner
 from graph.events import Reply
+from memory.models import utcnow
 from memory.stores import Storage
 
 log = logging.getLogger(__name__)
+DELIVERY_LEASE = timedelta(seconds=30)
+"""How long an instance holds a reply it is sending (renewed to cover a wait for a retry)."""
+ADOPT_AFTER = timedelta(seconds=30)
+"""A pending reply held by nobody for this long lost its instance: another one sends it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +52,15 @@ class DeliveryQueue:
         adapter: where replies go.
         storage: the ``deliveries`` table.
         desk: renders cards and records where they were posted.
+        owner: this instance's name on delivery leases: of several instances sharing the
+            database, the one holding a reply's lease sends it.
         backoff: first wait after a network error (doubling up to ``max_backoff``).
     """
 
     def __init__(self, *, adapter: ChatAdapter, storage: Storage, desk: ApprovalDesk,
-                 backoff: float = 0.5, max_backoff: float = 30.0) -> None:
+                 owner: str = "solo", backoff: float = 0.5, max_backoff: float = 30.0) -> None:
         self.adapter = adapter
+        self.owner = owner
         self._store = storage.deliveries
         self._desk = desk
         self._backoff = backoff
@@ -62,6 +74,7 @@ class DeliveryQueue:
     async def start(self) -> None:
         """Start sending: what a previous run left unsent first, in order."""
         self._started = True
+        await self.free_dead_leases()
         for row in await self._store.pending(self.adapter.name):
             self._schedule(_Item(row.id, row.chat, row.kind, row.payload))
 
@@ -75,6 +88,22 @@ class DeliveryQueue:
         if self._started:  # before start, start() picks it up from the table
             self._schedule(_Item(delivery_id, reply.chat, reply.kind,
                                  reply.delivery_payload()))
+
+    async def free_dead_leases(self) -> None:
+        """Let go of replies held by instances known dead (see :func:`dead_owner`)."""
+        dead = [o for o in await self._store.lease_owners() if dead_owner(o, self.owner)]
+        await self._store.break_leases(dead)
+
+    async def adopt(self) -> int:
+        """Queue the replies of this channel that an instance which died left unsent (pending,
+        older than ``ADOPT_AFTER``, held by nobody); return how many."""
+        await self.free_dead_leases()
+        queued = {item.id for items in self._queues.values() for item in items}
+        rows = [row for row in await self._store.unclaimed(
+            self.adapter.name, older_than=utcnow() - ADOPT_AFTER) if row.id not in queued]
+        for row in rows:
+            self._schedule(_Item(row.id, row.chat, row.kind, row.payload))
+        return len(rows)
 
     def _schedule(self, item: _Item) -> None:
         self._idle.clear()
@@ -96,6 +125,9 @@ class DeliveryQueue:
         wait = self._backoff
         unexpected = 0
         while True:
+            if not await self._store.claim(row.id, owner=self.owner,
+                                           until=utcnow() + DELIVERY_LEASE):
+                return  # sent already, or another instance is sending it
             try:
                 await self._send(row)
             except asyncio.CancelledError:
@@ -111,6 +143,8 @@ class DeliveryQueue:
                     wait = min(wait * 2, self._max_backoff)
                 log.warning("delivery %s to %s: %s; retrying in %.1f s", row.id, row.chat, exc,
                             delay)
+                await self._store.claim(row.id, owner=self.owner, until=utcnow() + timedelta(
+                    seconds=delay) + DELIVERY_LEASE)  # held through the wait
                 await asyncio.sleep(delay)
                 continue
             except Exception as exc:

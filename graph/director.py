@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 import weakref
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -39,18 +42,53 @@ RELEASE = "plan.release"
 """The job kind that carries a plan on when its undo window ends."""
 RELEASE_POLICY = "catch_up_within:31536000"
 """An approved step is never dropped for being late: after downtime it runs then."""
+PLAN_LEASE = timedelta(seconds=60)
+"""How long a plan's lease lasts unless renewed (renewed every third of it while it runs)."""
+ORPHAN_QUIET = timedelta(seconds=30)
+"""A running plan nobody holds and nobody touched for this long lost its instance."""
+
+
+def instance_id() -> str:
+    """This process among the instances sharing the database: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def dead_owner(owner: str, me: str) -> bool:
+    """Whether ``owner`` (an :func:`instance_id`) is known dead from here: an instance on
+    this host whose process is gone, or an earlier run of this very process id (a restarted
+    container). Instances on other hosts are left to their leases' expiry."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    my_host, _, my_rest = me.partition(":")
+    if host != my_host or not pid_text.isdigit() or owner == me:
+        return False
+    if pid_text == my_rest.partition(":")[0]:
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (another user's process)
+    return False
 
 
 class Director:
     """Runs plans to completion across crashes and restarts.
 
+    Several instances may share one database: a plan is continued by one of them at a time,
+    under a lease in the ``plans`` row (:meth:`continue_plan`).
+
     Args:
         deps: what the nodes use.
         checkpointer: a LangGraph saver (SQLite or PostgreSQL); required for approvals.
+        owner: this instance's name on leases (default: host, pid and a random part).
     """
 
-    def __init__(self, *, deps: DirectorDeps, checkpointer: BaseCheckpointSaver) -> None:
+    def __init__(self, *, deps: DirectorDeps, checkpointer: BaseCheckpointSaver,
+                 owner: str | None = None) -> None:
         self.deps = deps
+        self.owner = owner or instance_id()
         deps.checkpointer = checkpointer
         # Writes to Solo OS's own state are steps like any other, through this connector.
         deps.connectors.setdefault(OWN_STATE, OwnStateConnector(
@@ -108,12 +146,59 @@ class Director:
                                          attachment={"intent": chosen}))
 
     async def continue_plan(self, plan_id: str) -> list[Reply]:
-        """Run ``plan_id`` as far as it can go now; safe to call any time, any number of times."""
+        """Run ``plan_id`` as far as it can go now; safe to call any time, any number of times,
+        from any instance.
+
+        Under the plan's lease: an instance that cannot take it (another one runs the plan)
+        marks the plan wanted and leaves it; the holder continues it once more before letting
+        go, so no decision waits unnoticed. A holder that dies leaves a lease that expires;
+        :meth:`continue_orphans` of any instance then carries the plan on."""
         lock = self._locks.get(plan_id)
         if lock is None:
             lock = self._locks[plan_id] = asyncio.Lock()
         async with lock:
-            return await self._continue(plan_id)
+            replies: list[Reply] = []
+            while True:
+                if not await self._claim(plan_id):
+                    await self.storage.plans.want(plan_id)
+                    if not await self._claim(plan_id):
+                        self._fresh.pop(plan_id, None)  # the holder reads the checkpoint
+                        return replies
+                renew = asyncio.create_task(self._renew(plan_id))
+                try:
+                    replies += await self._continue(plan_id)
+                finally:
+                    renew.cancel()
+                    wanted = await self.storage.plans.release(plan_id, owner=self.owner)
+                if not wanted:
+                    return replies
+
+    async def _claim(self, plan_id: str) -> bool:
+        return await self.storage.plans.claim(plan_id, owner=self.owner,
+                                              until=utcnow() + PLAN_LEASE)
+
+    async def _renew(self, plan_id: str) -> None:
+        while True:
+            await asyncio.sleep(PLAN_LEASE.total_seconds() / 3)
+            if not await self._claim(plan_id):
+                log.error("plan %s: lost its lease to another instance while running",
+                          plan_id)
+                return
+
+    async def continue_orphans(self, now: datetime | None = None) -> list[Reply]:
+        """Carry on the plans nobody holds that need it: asked for while another instance
+        held them, or left running by an instance that died (see :meth:`continue_plan`)."""
+        for plan_id, owner in (await self.storage.plans.leases()).items():
+            if dead_owner(owner, self.owner):
+                await self.storage.plans.break_lease(plan_id, owner=owner)
+        replies: list[Reply] = []
+        for plan_id in await self.storage.plans.orphaned(now=now or utcnow(),
+                                                         quiet=ORPHAN_QUIET):
+            try:
+                replies += await self.continue_plan(plan_id)
+            except Exception:
+                log.exception("could not continue plan %s; it stays unfinished", plan_id)
+        return replies
 
     async def _continue(self, plan_id: str) -> list[Reply]:
         config = {"configurable": {"thread_id": plan_id}}
@@ -230,6 +315,9 @@ class Director:
         the same key). Returns the replies those plans produce, addressed to their chats.
         """
         replies = await self.expire_due()
+        for plan_id, owner in (await self.storage.plans.leases()).items():
+            if dead_owner(owner, self.owner):  # a previous run of this instance, killed
+                await self.storage.plans.break_lease(plan_id, owner=owner)
         for plan in await self.storage.plans.unfinished():
             try:
                 replies += await self.continue_plan(plan.id)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -79,6 +80,10 @@ class Plan(Base):
     status: Mapped[str] = mapped_column(String(16), default="running")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
+    wanted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Someone asked to continue it while another instance held its lease."""
 
     __table_args__ = (Index("ix_plans_status", "status"),)
 
@@ -186,7 +191,7 @@ class AuditEvent(Base):
     cost_usd: Mapped[float | None] = mapped_column(Float)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
-    __table_args__ = (Index("ix_audit_at", "at"),)
+    __table_args__ = (Index("ix_audit_at", "at"), Index("ix_audit_plan", "plan_id"))
 
 
 class Job(Base):
@@ -223,6 +228,8 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_deliveries_pending", "status", "channel", "id"),)
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import case, func, insert, literal, select, update
+from sqlalchemy import case, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from memory.console_reads import ConsoleReads
@@ -152,6 +152,53 @@ class PlanStore(_Store):
             ).returning(Delivery.id)).scalar_one() for values in deliveries]
 
         return await self._db.run(work)
+
+    async def claim(self, plan_id: str, *, owner: str, until: datetime,
+                    now: datetime | None = None) -> bool:
+        """Take (or renew) the lease on ``plan_id`` for ``owner`` until ``until``, unless
+        another owner holds a live one. One conditional UPDATE: of two instances, one wins."""
+        now = now or utcnow()
+        free = or_(Plan.lease_owner.is_(None), Plan.lease_owner == owner, Plan.lease_until < now)
+        statement = (update(Plan).where(Plan.id == plan_id, free)
+                     .values(lease_owner=owner, lease_until=until, wanted=False)
+                     .returning(Plan.id))
+        return bool(await self._db.run(lambda conn: conn.execute(statement).all()))
+
+    async def want(self, plan_id: str) -> None:
+        """Ask the lease holder of ``plan_id`` to continue it once more before letting go."""
+        statement = update(Plan).where(Plan.id == plan_id).values(wanted=True)
+        await self._db.run(lambda conn: discard_result(conn, statement))
+
+    async def release(self, plan_id: str, *, owner: str) -> bool:
+        """Let go of ``owner``'s lease on ``plan_id``; whether someone asked for it meanwhile
+        (then the caller claims it again and continues)."""
+        statement = (update(Plan).where(Plan.id == plan_id, Plan.lease_owner == owner)
+                     .values(lease_owner=None, lease_until=None).returning(Plan.wanted))
+        rows = await self._db.run(lambda conn: conn.execute(statement).all())
+        return bool(rows and rows[0][0])
+
+    async def leases(self) -> dict[str, str]:
+        """Plan → the owner of its lease, for every plan held now (live or expired)."""
+        query = select(Plan.id, Plan.lease_owner).where(Plan.lease_owner.is_not(None))
+        return dict(await self._db.run(lambda conn: conn.execute(query).all()))
+
+    async def break_lease(self, plan_id: str, *, owner: str) -> bool:
+        """End ``owner``'s lease on ``plan_id`` (known dead) and mark the plan wanted, unless
+        the lease changed hands meanwhile."""
+        statement = (update(Plan).where(Plan.id == plan_id, Plan.lease_owner == owner)
+                     .values(lease_owner=None, lease_until=None, wanted=True)
+                     .returning(Plan.id))
+        return bool(await self._db.run(lambda conn: conn.execute(statement).all()))
+
+    async def orphaned(self, *, now: datetime, quiet: timedelta) -> list[str]:
+        """Unfinished plans nobody holds that need continuing: asked for while held, or
+        running with no live lease and untouched for ``quiet`` (its instance died mid-run)."""
+        unheld = or_(Plan.lease_owner.is_(None), Plan.lease_until < now)
+        stuck = (Plan.status == "running") & (Plan.updated_at < now - quiet)
+        query = (select(Plan.id).where(Plan.status.not_in(("done", "archived")), unheld,
+                                       or_(Plan.wanted.is_(True), stuck))
+                 .order_by(Plan.created_at))
+        return await self._db.run(lambda conn: list(conn.execute(query).scalars()))
 
     async def unfinished(self) -> Sequence[Plan]:
         """Plans not finished, oldest first (the reconciler continues them)."""
@@ -684,6 +731,41 @@ class DeliveryStore(_Store):
         """Pending replies of ``channel`` in the order they were queued."""
         return await self._all(select(Delivery).where(
             Delivery.channel == channel, Delivery.status == "pending").order_by(Delivery.id))
+
+    async def claim(self, delivery_id: int, *, owner: str, until: datetime) -> bool:
+        """Take (or renew) the right to send a pending reply until ``until``, unless another
+        instance holds it (one conditional UPDATE)."""
+        now = utcnow()
+        statement = (update(Delivery).where(
+            Delivery.id == delivery_id, Delivery.status == "pending",
+            or_(Delivery.lease_owner.is_(None), Delivery.lease_owner == owner,
+                Delivery.lease_until < now))
+            .values(lease_owner=owner, lease_until=until).returning(Delivery.id))
+        return bool(await self._db.run(lambda conn: conn.execute(statement).all()))
+
+    async def break_leases(self, owners: Sequence[str]) -> int:
+        """End the leases of ``owners`` (known dead) on pending replies; how many."""
+        if not owners:
+            return 0
+        statement = (update(Delivery).where(Delivery.status == "pending",
+                                            Delivery.lease_owner.in_(list(owners)))
+                     .values(lease_owner=None, lease_until=None).returning(Delivery.id))
+        return len(await self._db.run(lambda conn: conn.execute(statement).all()))
+
+    async def lease_owners(self) -> set[str]:
+        """Owners holding leases on pending replies."""
+        query = select(Delivery.lease_owner).where(Delivery.status == "pending",
+                                                   Delivery.lease_owner.is_not(None)).distinct()
+        return set(await self._db.run(lambda conn: list(conn.execute(query).scalars())))
+
+    async def unclaimed(self, channel: str, *, older_than: datetime) -> Sequence[Delivery]:
+        """Pending replies of ``channel`` queued before ``older_than`` that no instance holds
+        (their sender died), in order."""
+        return await self._all(select(Delivery).where(
+            Delivery.channel == channel, Delivery.status == "pending",
+            Delivery.created_at < older_than,
+            or_(Delivery.lease_owner.is_(None), Delivery.lease_until < utcnow()))
+            .order_by(Delivery.id))
 
     async def settle(self, delivery_id: int, *, status: str, error: str | None = None) -> None:
         """Mark a reply ``sent`` or ``failed``."""

@@ -36,7 +36,7 @@ async def test_migrate_twice_is_harmless(database_url: str) -> None:
     version = await db.run(
         lambda conn: conn.execute(text("select version_num from alembic_version")).scalar())
     await db.aclose()
-    assert version == "0008"
+    assert version == "0009"
 
 
 async def test_inbox_accepts_an_event_once_and_creates_its_plan_with_it(storage: Storage) -> None:

@@ -36,7 +36,8 @@ async def test_concurrent_urgent_work_commits_together_and_a_failure_stays_its_o
 
     outcomes = await asyncio.gather(*(admit(f"e-{i}") for i in range(40)),
                                     return_exceptions=True)
-    assert [o for o in outcomes if isinstance(o, Exception)][0].args == ("this one fails",)
+    [failure] = [o for o in outcomes if isinstance(o, Exception)]
+    assert failure.args == ("this one fails",)
     assert [o for o in outcomes if not isinstance(o, Exception)] == \
         [f"e-{i}" for i in range(40) if i != 13]
     stored = await db.run(lambda conn: set(conn.execute(select(InboxEvent.id)).scalars()))
