@@ -83,7 +83,8 @@ class FakeTelegramServer(LoopbackServer):
 
     def push(self, update: dict[str, Any]) -> int:
         """Queue a raw update (an ``update_id`` is added unless present); return its id."""
-        update = {"update_id": next(self._update_ids), **update}
+        if "update_id" not in update:
+            update = {"update_id": next(self._update_ids), **update}
         self._updates.append(update)
         self._new_update.set()
         return update["update_id"]
@@ -92,6 +93,13 @@ class FakeTelegramServer(LoopbackServer):
                 chat_type: str = "private", entities: list[dict] | None = None,
                 **extra: Any) -> int:
         """A user sends ``text``; returns the update id."""
+        return self.push(self.message_update(text, user=user, chat=chat, chat_type=chat_type,
+                                             entities=entities, **extra))
+
+    def message_update(self, text: str, *, user: int = 111, chat: int | None = None,
+                       chat_type: str = "private", entities: list[dict] | None = None,
+                       **extra: Any) -> dict[str, Any]:
+        """The update of a user sending ``text`` (not queued: e.g. to POST to a webhook)."""
         chat_id = chat if chat is not None else user
         message = {"message_id": next(self._message_ids), "date": int(time.time()),
                    "chat": {"id": chat_id, "type": chat_type},
@@ -103,7 +111,7 @@ class FakeTelegramServer(LoopbackServer):
                         *(entities or [])]
         if entities:
             message["entities"] = entities
-        return self.push({"message": message})
+        return {"update_id": next(self._update_ids), "message": message}
 
     def voice(self, audio: bytes, *, user: int = 111, mime: str = "audio/ogg",
               duration: int = 2) -> int:
@@ -120,6 +128,11 @@ class FakeTelegramServer(LoopbackServer):
     def press(self, data: str, *, message_id: int, user: int = 111,
               chat: int | None = None) -> int:
         """A user presses an inline button with ``callback_data`` on message ``message_id``."""
+        return self.push(self.press_update(data, message_id=message_id, user=user, chat=chat))
+
+    def press_update(self, data: str, *, message_id: int, user: int = 111,
+                     chat: int | None = None) -> dict[str, Any]:
+        """The update of a button press (not queued: e.g. to POST to a webhook)."""
         chat_id = chat if chat is not None else user
         message = self.messages.get(message_id) or {
             "message_id": message_id, "date": int(time.time()),
@@ -127,7 +140,7 @@ class FakeTelegramServer(LoopbackServer):
         query = {"id": f"cq{next(self._update_ids)}",
                  "from": {"id": user, "is_bot": False, "first_name": f"user{user}"},
                  "chat_instance": "ci", "data": data, "message": message}
-        return self.push({"callback_query": query})
+        return {"update_id": next(self._update_ids), "callback_query": query}
 
     def pending_updates(self) -> list[int]:
         """Update ids not yet acknowledged by a higher ``offset``."""

@@ -44,6 +44,8 @@ class WebhookReceiver(LoopbackServer):
     posts: list[Post] = field(default_factory=list)
     effective: Counter = field(default_factory=Counter)
     on_post: Any = None
+    arrivals: list[str | None] = field(default_factory=list)
+    """The Idempotency-Key of every request, recorded as it arrives (before any delay)."""
 
     def routes(self, router: web.UrlDispatcher) -> None:
         """The hook."""
@@ -66,6 +68,8 @@ class WebhookReceiver(LoopbackServer):
         key = request.headers.get("Idempotency-Key")
         body = await request.json()
         behaviour = self.script.pop(0) if self.script else "ok"
+        self.arrivals.append(key)
+        self.changed()
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.on_post is not None:
