@@ -11,6 +11,9 @@ doubled and wrongly executed (rejected, never asked for or halted, yet carried o
 draws its kill points from its own seed, printed for replay (``SOLO_CRASH_SEED``). It needs what
 the test suite needs (Dovecot and Radicale for mail and calendar: ``.ci/run`` installs them);
 a flow that cannot run fails the campaign loudly. CI runs the same scenarios with 50 trials each.
+
+Flows run ``SOLO_CRASH_PARALLEL`` at a time (default 2, one per core: a trial is mostly starting
+the process again), each against its own servers and data, longest first.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,24 +50,27 @@ def run(module: str, trials: int, report: Path) -> tuple[bool, float]:
 def main() -> int:
     """Run the campaign; 0 only when every flow ran and nothing was lost, doubled or wrong."""
     total = int(os.environ.get("SOLO_CRASH_TRIALS", "100"))
+    parallel = max(1, int(os.environ.get("SOLO_CRASH_PARALLEL", "2")))
+    plan = []
+    for module, share, cap in SHARES:
+        trials = max(1, round(total * share))
+        plan.append((module, min(trials, cap) if cap else trials))
+    plan += [(module, 1) for module in ONCE]
+    started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "crash.jsonl"
-        results, seconds = [], 0.0
-        for module, share, cap in SHARES:
-            trials = max(1, round(total * share))
-            trials = min(trials, cap) if cap else trials
-            passed, took = run(module, trials, report)
-            results.append((module, passed))
-            seconds += took
+
+        def one(item: tuple[str, int]) -> tuple[str, bool]:
+            module, trials = item
+            passed, took = run(module, trials, Path(tmp) / f"{module}.jsonl")
             print(f"{module}: {trials} trials, {took:.0f} s, {'ok' if passed else 'FAILED'}",
                   flush=True)
-        for module in ONCE:
-            passed, took = run(module, 1, report)
-            results.append((module, passed))
-            seconds += took
-            print(f"{module}: 1 trial, {took:.0f} s, {'ok' if passed else 'FAILED'}", flush=True)
-        lines = [json.loads(line) for line in report.read_text().splitlines()] \
-            if report.exists() else []
+            return module, passed
+
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            results = list(pool.map(one, sorted(plan, key=lambda p: -p[1])))
+        lines = [json.loads(line) for report in sorted(Path(tmp).glob("*.jsonl"))
+                 for line in report.read_text().splitlines()]
+    seconds = time.monotonic() - started
     print(f"\n{'flow':<18}{'trials':>8}{'actions':>9}{'lost':>6}{'doubled':>9}{'wrong':>7}")
     for line in lines:
         print(f"{line['flow']:<18}{line['trials']:>8}{line['actions']:>9}{line['lost']:>6}"
@@ -74,7 +81,7 @@ def main() -> int:
     print(f"{'all':<18}{sums['trials']:>8}{sums['actions']:>9}{sums['lost']:>6}"
           f"{sums['doubled']:>9}{sums['wrong']:>7}")
     print(f"plus {singles}/{len(ONCE)} single-crash scenarios (undo window, MCP call in "
-          f"flight) held; {seconds / 60:.1f} min, "
+          f"flight) held; {seconds / 60:.1f} min wall clock ({parallel} at a time), "
           f"{seconds / max(sums['trials'], 1):.1f} s per trial")
     ok = all(passed for _, passed in results) and len(lines) == len(SHARES) and \
         sums["lost"] == sums["doubled"] == sums["wrong"] == 0

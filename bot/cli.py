@@ -18,8 +18,6 @@ import structlog
 from bot.adapters.console import ConsoleAdapter
 from bot.app import SoloApp
 from bot.datadir import PRIVATE_UMASK
-from bot.mcp_server import build_server as build_mcp_server
-from bot.mcp_server import require_token
 from bot.web import WebListener
 from bot.wiring import build_adapters, build_memory, build_understander, open_state, secret_value
 from config import ConfigError, Settings, load_settings
@@ -253,6 +251,10 @@ async def run_doctor(settings: Settings) -> int:
 async def run_mcp(settings: Settings, *, port: int | None, host: str) -> int:
     """``solo mcp``: Solo OS as an MCP server (see :mod:`bot.mcp_server`) over stdio, or over
     streamable HTTP on ``host:port`` behind the bearer token in ``SOLO_MCP_TOKEN``."""
+    # Imported here: the MCP SDK's import (0.7 s) is paid only by `solo mcp`.
+    from bot.mcp_server import build_server as build_mcp_server
+    from bot.mcp_server import require_token
+
     token = os.environ.get("SOLO_MCP_TOKEN", "")
     if port is not None and len(token) < MIN_TOKEN:
         print(f"solo mcp: --http needs SOLO_MCP_TOKEN set to a secret of at least {MIN_TOKEN} "

@@ -29,15 +29,9 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from mcp import Client, StdioServerParameters
-from mcp.client.streamable_http import streamable_http_client
-from mcp.client.subscriptions import ListenNotSupportedError
-from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp.shared.exceptions import MCPError
-from mcp.types import ToolListChangedNotification
 
 from connectors.base import (
     Action,
@@ -48,6 +42,10 @@ from connectors.base import (
     Receipt,
     TransientError,
 )
+
+if TYPE_CHECKING:  # the SDK is imported where it is used: importing it takes 0.7 s, which
+    # every start of `solo serve` (and each restart after a crash) paid with no tool server.
+    from mcp import Client
 
 log = logging.getLogger(__name__)
 CALL_KIND = "mcp.call"
@@ -132,8 +130,12 @@ class McpServer:
 
     def _target(self, http: Any) -> Any:
         if self.config.command:
+            from mcp import StdioServerParameters
+
             return StdioServerParameters(command=self.config.command, args=list(self.config.args),
                                          env=self.config.env or None)
+        from mcp.client.streamable_http import streamable_http_client
+
         return streamable_http_client(self.config.url, http_client=http)
 
     def _http_client(self) -> Any:
@@ -141,6 +143,8 @@ class McpServer:
         usually); nothing for a stdio server."""
         if self.config.command:
             return contextlib.nullcontext()
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
         return create_mcp_http_client(headers=self.config.headers or None)
 
     async def _supervise(self) -> None:
@@ -152,6 +156,8 @@ class McpServer:
                     # bounds connecting and initialize, then is lifted for the session's life.
                     with anyio.CancelScope(
                             deadline=anyio.current_time() + self.config.timeout) as deadline:
+                        from mcp import Client
+
                         async with self._http_client() as http, \
                                 Client(self._target(http), message_handler=self._on_message,
                                        read_timeout_seconds=self.config.timeout) as client:
@@ -193,6 +199,8 @@ class McpServer:
         """Re-list the tools whenever the server says they changed: through a
         ``subscriptions/listen`` stream (protocol 2026-07-28), else on the
         ``notifications/tools/list_changed`` an older server sends."""
+        from mcp.client.subscriptions import ListenNotSupportedError
+
         try:
             async with client.listen(tools_list_changed=True) as changes:
                 async for _ in changes:
@@ -206,6 +214,8 @@ class McpServer:
             log.info("MCP server %s: tool changes not followed (%s)", self.name, _reason(exc))
 
     async def _on_message(self, message: Any) -> None:
+        from mcp.types import ToolListChangedNotification
+
         if isinstance(message, ToolListChangedNotification) or \
                 isinstance(getattr(message, "root", None), ToolListChangedNotification):
             self._tools_changed.set()
@@ -244,6 +254,8 @@ class McpServer:
         """
         if not await self.ready():
             raise TransientError(f"MCP server {self.name} is not available ({self.detail})")
+        from mcp.shared.exceptions import MCPError
+
         client = self._client
         assert client is not None
         try:
