@@ -80,12 +80,8 @@ async def run_chat(settings: Settings) -> int:
         await app.start_adapters()
         await app.jobs.schedule_daily_summary()
         scheduler = asyncio.create_task(app.jobs.run())
-        watchdog = asyncio.create_task(app.watchdog.run())
-        sweeps_task = asyncio.create_task(app.run_sweeps())
         await console.wait_closed()
         scheduler.cancel()
-        watchdog.cancel()
-        sweeps_task.cancel()
     finally:
         await app.aclose()
     return 0
