@@ -220,6 +220,11 @@ class McpServer:
                 isinstance(getattr(message, "root", None), ToolListChangedNotification):
             self._tools_changed.set()
 
+    def _break(self) -> None:
+        """The session is unusable: callers wait for the supervisor's next one."""
+        self._ready.clear()
+        self._broken.set()
+
     async def ready(self, within: float | None = None) -> bool:
         """Wait until the session is up (at most ``within`` seconds, default the server's
         timeout); whether it is."""
@@ -255,6 +260,7 @@ class McpServer:
         if not await self.ready():
             raise TransientError(f"MCP server {self.name} is not available ({self.detail})")
         from mcp.shared.exceptions import MCPError
+        from mcp.types import CONNECTION_CLOSED
 
         client = self._client
         assert client is not None
@@ -265,9 +271,14 @@ class McpServer:
             raise TransientError(f"{self.name}.{tool} did not answer within "
                                  f"{self.config.timeout:g} s") from exc
         except MCPError as exc:
+            if exc.code == CONNECTION_CLOSED and exc.message == "Connection closed":
+                # The SDK's own word that the session is gone (e.g. it could not read what
+                # the server sent), not the server's answer: start a new one.
+                self._break()
+                raise TransientError(f"{self.name}.{tool}: the session closed") from exc
             raise PermanentError(f"{self.name}.{tool}: {exc}") from exc
         except Exception as exc:  # the session is gone (a dead process, a closed stream)
-            self._broken.set()
+            self._break()
             raise TransientError(f"{self.name}.{tool}: {_reason(exc)}") from exc
         text = "\n".join(getattr(part, "text", f"[{part.type}]") for part in result.content)
         if result.is_error:
