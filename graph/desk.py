@@ -60,13 +60,21 @@ class ApprovalDesk:
             immediate answers (a stale or unknown card, an edit prompt, a refreshed card).
         """
         event_key = f"{inbound.channel}:{inbound.event_id}"
-        if await self.storage.inbox.seen(event_key):
+        approval_id = (inbound.approval_id or "").partition(":")[0]
+        # Few round trips on this path: the platform waits for it (one read here, the
+        # verdict and the event in one write in _verdict).
+        seen, approval, steps = await self.storage.approvals.press_context(approval_id,
+                                                                           event_key)
+        if seen:
             return [], []
-        plans, replies = await self._press(inbound)
-        await self.storage.inbox.accept(event_id=event_key, channel=inbound.channel)
+        recorded: list[bool] = []
+        plans, replies = await self._press(inbound, approval, steps, recorded)
+        if not recorded:
+            await self.storage.inbox.accept(event_id=event_key, channel=inbound.channel)
         return list(dict.fromkeys(plans)), replies
 
-    async def _press(self, inbound: Inbound) -> tuple[list[str], list[Reply]]:
+    async def _press(self, inbound: Inbound, approval: Approval | None, steps: list[PlanStep],
+                     recorded: list[bool]) -> tuple[list[str], list[Reply]]:
         def notice(text: str) -> tuple[list[str], list[Reply]]:
             return [], [Reply("notice", inbound.channel, inbound.chat, text=text)]
 
@@ -76,21 +84,22 @@ class ApprovalDesk:
             return notice(f"Unknown button {inbound.verb!r}.")
         if not approval_id:
             return notice("There is no card to answer; /approvals shows what is waiting.")
-        approval = await self.storage.approvals.get(approval_id)
         if approval is None:
             return notice(f"There is no approval {approval_id!r}.")
         unknown_copy = False
-        if (inbound.attachment or {}).get("kind") == "card":
+        pressed = inbound.attachment or {}
+        if pressed.get("kind") == "card" and \
+                pressed["ref"] not in (approval.card_refs or {}).get(inbound.channel, []):
             # The pressed copy may be one we never learned the id of (a crash right after
             # posting it): remember it so that the outcome is shown there too.
             unknown_copy = await self.storage.approvals.attach_card(
-                approval.id, inbound.channel, inbound.attachment["ref"])
+                approval.id, inbound.channel, pressed["ref"])
         if inbound.verb == "undo":
             return await self._undo(approval, step, inbound)
         if inbound.verb == "edit":
             won, replies = await self._start_edit(approval, step, inbound)
         else:
-            won, replies = await self._verdict(approval, step, inbound)
+            won, replies = await self._verdict(approval, step, inbound, steps, recorded)
         if won is not None:
             return ([won] if won else []), replies
         # Lost: the card was decided, edited or expired before this press.
@@ -106,22 +115,25 @@ class ApprovalDesk:
             replies.append(self.card_reply("card_update", approval))
         return plans, replies
 
-    async def _verdict(self, approval: Approval, step: int | None,
-                       inbound: Inbound) -> tuple[str | None, list[Reply]]:
+    async def _verdict(self, approval: Approval, step: int | None, inbound: Inbound,
+                       steps: list[PlanStep], recorded: list[bool],
+                       ) -> tuple[str | None, list[Reply]]:
         """Approve or reject the card (or one step of it). Returns the plan to continue ("" when
-        steps are still waiting) and replies, or None when the press lost."""
+        steps are still waiting) and replies, or None when the press lost. A whole-card
+        decision records the press's event in its own transaction (``recorded`` says so)."""
         status = VERDICTS[inbound.verb]
         now = utcnow()
         audit = {"actor": inbound.actor, "channel": inbound.channel, "plan_id": approval.plan_id,
                  "decision": status, "dedup_key": f"{approval.id}:decision",
                  "detail": {"approval_id": approval.id}}
-        steps = await self.storage.plans.steps(approval.plan_id)
         if step is None:
             holds = {s.position: now + self._window(s) for s in steps
                      if s.status == "waiting" and self._window(s)}
             won = await self.storage.approvals.decide(
                 approval.id, status=status, actor=inbound.actor, now=now, audit=audit,
-                holds=holds if status == "approved" else None)
+                holds=holds if status == "approved" else None,
+                event=(f"{inbound.channel}:{inbound.event_id}", inbound.channel))
+            recorded.append(True)
             return (approval.plan_id if won else None), []
         chosen = next((s for s in steps if s.position == step), None)
         window = self._window(chosen) if chosen else None

@@ -335,13 +335,31 @@ class ApprovalStore(_Store):
         """The approval, or None."""
         return await self._get(Approval, approval_id)
 
+    async def press_context(self, approval_id: str, event_id: str
+                            ) -> tuple[bool, Approval | None, list[PlanStep]]:
+        """What a button press needs, in one read: whether its event ``event_id`` was seen,
+        the approval, and its plan's steps in order."""
+        def work(conn: Connection) -> tuple[bool, Approval | None, list[PlanStep]]:
+            def read(session: Any) -> tuple[bool, Approval | None, list[PlanStep]]:
+                seen = session.get(InboxEvent, event_id) is not None
+                approval = session.get(Approval, approval_id) if approval_id else None
+                steps = list(session.scalars(select(PlanStep).where(
+                    PlanStep.plan_id == approval.plan_id).order_by(PlanStep.position))) \
+                    if approval is not None else []
+                return seen, approval, steps
+            return read_orm(conn, read)
+
+        return await self._db.run(work)
+
     async def decide(self, approval_id: str, *, status: str, actor: str,
                      now: datetime | None = None, audit: dict[str, Any] | None = None,
-                     holds: dict[int, datetime] | None = None) -> bool:
+                     holds: dict[int, datetime] | None = None,
+                     event: tuple[str, str] | None = None) -> bool:
         """Set a pending, unexpired approval to ``status`` and every step still waiting on it
         to the same verdict (approved steps held until ``holds[position]`` where given); True
         only for the one caller that won (whose ``audit`` event is appended in the same
-        transaction)."""
+        transaction). ``event``: the press's ``(event id, channel)``, recorded in the inbox in
+        the same transaction, won or lost (one transaction on the path a platform waits on)."""
         now = now or utcnow()
         statement = (update(Approval)
                      .where(Approval.id == approval_id, Approval.status == "pending",
@@ -350,6 +368,9 @@ class ApprovalStore(_Store):
                      .returning(Approval.plan_id))
 
         def work(conn: Connection) -> bool:
+            if event is not None:
+                discard_result(conn, insert_ignore(conn, InboxEvent, {
+                    "id": event[0], "channel": event[1], "received_at": now}))
             plan_id = conn.execute(statement).scalar()
             if plan_id is None:
                 return False
