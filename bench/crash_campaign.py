@@ -4,7 +4,8 @@ flow, then restart it, against recording receivers — and count what went wrong
     SOLO_CRASH_TRIALS=1000 python -m bench.crash_campaign
 
 splits the trials over the flows (webhook send 40%, multi-step plans 30%, email 20%, calendar
-events the rest, at most 30 — each booking is a real CalDAV round trip), runs each flow's crash
+events the rest, at most 30 — each booking is a real CalDAV round trip — whose remainder goes
+to the webhook flow), runs each flow's crash
 scenario (``tests/scenarios``, ``pytest -m crash``) with its share, plus the undo-window and
 MCP-in-flight crash scenarios once each, and prints per flow: trials, actions checked, lost,
 doubled and wrongly executed (rejected, never asked for or halted, yet carried out). Every flow
@@ -55,6 +56,8 @@ def main() -> int:
     for module, share, cap in SHARES:
         trials = max(1, round(total * share))
         plan.append((module, min(trials, cap) if cap else trials))
+    # What a capped flow does not take goes to the first (webhook) flow: the total is asked for.
+    plan[0] = (plan[0][0], plan[0][1] + max(0, total - sum(t for _, t in plan)))
     plan += [(module, 1) for module in ONCE]
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
