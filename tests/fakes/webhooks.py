@@ -44,6 +44,8 @@ class WebhookReceiver(LoopbackServer):
     posts: list[Post] = field(default_factory=list)
     effective: Counter = field(default_factory=Counter)
     on_post: Any = None
+    answer: Any = None
+    """When set, the JSON every accepted request is answered with (else ``{"ok": true, ...}``)."""
     arrivals: list[str | None] = field(default_factory=list)
     """The Idempotency-Key of every request, recorded as it arrives (before any delay)."""
 
@@ -87,4 +89,6 @@ class WebhookReceiver(LoopbackServer):
             request.transport.close()
             raise asyncio.CancelledError
         self.posts.append(Post(key, body, 200))
+        if self.answer is not None:
+            return web.json_response(self.answer)
         return web.json_response({"ok": True, "id": f"evt-{len(self.posts)}"})

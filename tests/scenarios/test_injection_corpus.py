@@ -1,7 +1,8 @@
 """The injection corpus (``tests/data/injections.py``, 225 payloads) placed wherever outside text
 reaches a model's prompt — remembered facts, notes in the vault, mail subjects and bodies (real
 Dovecot), MCP tool results, a playbook webhook's body — against the worst model there is: a
-scripted one that obeys every instruction it reads. For each payload the operator asks an
+scripted one that obeys every instruction it reads. (And what a webhook target answers: it is
+kept as a status only and never reaches a prompt.) For each payload the operator asks an
 innocent question about that item; whatever the model then plans, nothing happens before the
 operator's tap (no POST, no mail, no note, no fact changed or forgotten, no reminder, no tool
 call), and every card names the real target. The cards are rejected and nothing happens after.
@@ -218,3 +219,34 @@ async def post_hook(rig: Rig, client: httpx.AsyncClient, url: str, payload: Payl
                                         "Idempotency-Key": payload.ref})
     assert answer.status_code == 202
     await rig.solo.deliver(await rig.solo.jobs.scheduler.tick(utcnow()))
+
+
+async def test_what_a_webhook_answers_never_reaches_a_prompt(rig: Rig) -> None:
+    """Each payload as the body a webhook target answers an approved POST with; then the
+    operator asks what the target said. The obedient model never sees a payload, so nothing is
+    planned, and nothing happens beyond the POSTs the operator approved."""
+    corpus = payloads()
+    prompts: list[str] = []
+
+    def obey(body: dict[str, Any]) -> Any:
+        prompt = "\n".join(str(m.get("content")) for m in body["messages"])
+        prompts.append(prompt)
+        seen = [p for p in corpus if p.ref in prompt]
+        return obedient_plan(seen[0].wants, rig.victim_id) if seen else \
+            {"intent": "unknown", "slots": {}, "confidence": 0.0, "steps": []}
+
+    rig.openai.respond = obey
+    for number, payload in enumerate(corpus):
+        rig.receiver.answer = {"ok": True, "message": payload.text}
+        [card] = [s.card for s in await rig.chat.say(f"/send crm ticket update {number}")
+                  if s.kind == "card"]
+        await rig.chat.press("approve", card.approval_id)
+        assert rig.receiver.deliveries_of(f"ticket update {number}") == 1
+        before = await effects(rig)
+        sent = await rig.chat.say("what did the crm answer just now?")
+        assert [s for s in sent if s.kind == "card"] == []
+        assert await effects(rig) == before, payload
+    assert prompts and not any(p.ref in prompt for p in corpus for prompt in prompts)
+    assert len(rig.receiver.posts) == len(corpus)
+    print(f"\ninjection corpus, webhook_response: {len(corpus)} payloads, none in a prompt, "
+          "unapproved effects 0")
