@@ -29,7 +29,9 @@ PLAYBOOK_COMMANDS = ("run", "pause", "resume")
 def _back(request: Request, default: str = "/") -> RedirectResponse:
     """Back to the page the form was on (same origin only), else ``default``."""
     target = request.query_params.get("back", "")
-    if not target.startswith("/") or target.startswith("//"):
+    # Only a path on this site: "//host" leads away, and so does "/" + backslash + "host"
+    # (browsers read a backslash in a URL as a slash).
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
         target = default
     return RedirectResponse(target, status_code=303)
 

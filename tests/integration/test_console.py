@@ -122,6 +122,11 @@ async def test_the_door_password_session_csrf_origin_throttle_and_headers(consol
                                   headers={"origin": "http://127.0.0.1:1"})]
     assert [r.status_code for r in refused] == [403, 403, 403]
     assert (await solo.storage.approvals.get(card.approval_id)).status == "pending"
+    # A form's way back stays on this site.
+    for away in ("//evil.example/", "/\\evil.example/", "https://evil.example/"):
+        answer = await browser.post(f"/say?back={away}", {"csrf": await browser.csrf(),
+                                                          "text": "/status"})
+        assert answer.headers["location"] == "/", away
     # Logging out ends the session; the old cookie opens nothing.
     old = browser.token
     assert (await browser.post("/logout", {"csrf": await browser.csrf()})).status_code == 303
