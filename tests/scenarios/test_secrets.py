@@ -1,13 +1,14 @@
 """No secret leaks: the real ``solo serve`` with every secret set (Telegram token, model API key,
 mail and calendar password, an MCP server's environment, the console password, a playbook
 webhook's secret) is driven through its flows — errors included: a webhook answering 500, the
-model answering 401, a wrong webhook secret — and then its log, every file in its data
-directory (the database among them) and every message it sent are searched for each secret.
-None is found."""
+model answering 401, a wrong webhook secret, a wrong console password — and then its log,
+every file in its data directory (the database among them), every message it sent and every
+page of its web console (and ``/metrics``) are searched for each secret. None is found."""
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 from pathlib import Path
@@ -107,6 +108,7 @@ env = {{ LEDGER_TOKEN = "{MCP_ENV}" }}
     try:
         await run_flows(telegram, receiver, openai, mail_rig.address(user), port, said,
                         approve_next_card)
+        pages = await console_pages(port)
         proc.send_signal(signal.SIGTERM)
         await proc.wait()
     except AssertionError:
@@ -119,7 +121,8 @@ env = {{ LEDGER_TOKEN = "{MCP_ENV}" }}
     secrets = {"telegram token": TOKEN, "model key": API_KEY, "mail password": password,
                "mcp environment": MCP_ENV, "console password": CONSOLE, "hook secret": HOOK}
     places = {"serve log": log.read_bytes(),
-              "replies": json.dumps([c.params for c in telegram.calls], default=str).encode()}
+              "replies": json.dumps([c.params for c in telegram.calls], default=str).encode(),
+              **pages}
     for path in data.rglob("*"):
         if path.is_file() and path.parent.name != "playbooks":  # the file the secret is in
             places[str(path.relative_to(data))] = path.read_bytes()
@@ -159,3 +162,29 @@ async def run_flows(telegram: FakeTelegramServer, receiver: WebhookReceiver, ope
     for command in ("/status", "/budget", "/audit", "/plans", "/playbooks", "/tools"):
         telegram.message(command)
     await telegram.wait_for(lambda: len(telegram.texts()) >= before + 6)
+
+
+async def console_pages(port: int) -> dict[str, bytes]:
+    """Every page of the web console (logged in), a plan's page and ``/metrics``, as served."""
+    pages: dict[str, bytes] = {}
+    async with httpx.AsyncClient(timeout=30, base_url=f"http://127.0.0.1:{port}") as client:
+        def cookie(answer: httpx.Response) -> dict[str, str]:
+            token = re.search(r"solo_console=([^;]+)", answer.headers["set-cookie"])[1]
+            return {"cookie": f"solo_console={token}"}
+
+        login = await client.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', login.text)[1]
+        wrong = await client.post("/login", data={"csrf": csrf, "password": "not-it"},
+                                  headers=cookie(login))
+        assert wrong.status_code == 401
+        headers = cookie(await client.post("/login", data={"csrf": csrf, "password": CONSOLE},
+                                           headers=cookie(login)))
+        paths = ["/", "/plans", "/ledger", "/ledger.csv", "/memory", "/playbooks", "/spending",
+                 "/health", "/metrics"]
+        plans = (await client.get("/plans", headers=headers)).text
+        paths += [f"/plans/{plan}" for plan in re.findall(r'href="/plans/([^"?]+)"', plans)[:5]]
+        for path in paths:
+            page = await client.get(path, headers=headers)
+            assert page.status_code == 200, (path, page.status_code)
+            pages[f"console {path}"] = page.content
+    return pages
