@@ -84,6 +84,7 @@ async def test_the_console_in_chromium_decides_once_with_telegram(
     shots = artifacts()
     try:
         context = await browser.new_context()
+        context.set_default_timeout(120_000)  # generous: a busy machine renders slowly
         page = await context.new_page()
         await page.goto(f"{console}/")
         assert page.url.endswith("/login")
