@@ -25,18 +25,13 @@ from connectors.mailbox import parse_mail
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegramServer
 from tests.fakes.webhooks import WebhookReceiver
+from tests.support.strategies import json_values
 
 OPERATOR_TG, OPERATOR_SLACK = 111, "UOP"
 FUZZ = settings(max_examples=120, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) |
-    st.text(max_size=40),
-    lambda inner: st.lists(inner, max_size=4) |
-    st.dictionaries(st.text(max_size=12), inner, max_size=4),
-    max_leaves=12)
 texts = st.text(max_size=300) | st.sampled_from([
     "/send crm x", "/forget", "/call a.b {", "/approve", "/run", "\x00", "<b>", "💥" * 50,
     "/note", "/remind", "/email nobody"])

@@ -20,13 +20,8 @@ from hypothesis import strategies as st
 
 from connectors.base import PermanentError, TransientError
 from connectors.mcp import McpServer, McpServerConfig
+from tests.support.strategies import json_values
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) |
-    st.text(max_size=60),
-    lambda inner: st.lists(inner, max_size=4) |
-    st.dictionaries(st.text(max_size=12), inner, max_size=4),
-    max_leaves=16)
 blocks = st.fixed_dictionaries(
     {"type": st.sampled_from(["text", "image", "audio", "resource", "resource_link"]) |
      st.text(max_size=8)},

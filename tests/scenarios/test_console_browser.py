@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from playwright import async_api as playwright_api
 
 from tests.fakes.telegram import FakeTelegramServer
 from tests.fakes.webhooks import WebhookReceiver
@@ -31,7 +32,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGES = ["/", "/plans", "/ledger", "/memory", "/playbooks", "/spending", "/health"]
 
-playwright_api = pytest.importorskip("playwright.async_api")
+# Playwright is a dev dependency (always installed with the tests): imported, never skipped.
 if not os.path.exists(CHROMIUM):
     if os.environ.get("SOLO_REQUIRE_BROWSER"):
         raise RuntimeError(f"SOLO_REQUIRE_BROWSER is set but there is no Chromium at {CHROMIUM}"
