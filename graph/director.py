@@ -185,12 +185,16 @@ class Director:
                           plan_id)
                 return
 
-    async def continue_orphans(self, now: datetime | None = None) -> list[Reply]:
-        """Carry on the plans nobody holds that need it: asked for while another instance
-        held them, or left running by an instance that died (see :meth:`continue_plan`)."""
+    async def _free_dead_leases(self) -> None:
+        """End the plan leases of instances known dead (:func:`dead_owner`)."""
         for plan_id, owner in (await self.storage.plans.leases()).items():
             if dead_owner(owner, self.owner):
                 await self.storage.plans.break_lease(plan_id, owner=owner)
+
+    async def continue_orphans(self, now: datetime | None = None) -> list[Reply]:
+        """Carry on the plans nobody holds that need it: asked for while another instance
+        held them, or left running by an instance that died (see :meth:`continue_plan`)."""
+        await self._free_dead_leases()
         replies: list[Reply] = []
         for plan_id in await self.storage.plans.orphaned(now=now or utcnow(),
                                                          quiet=ORPHAN_QUIET):
@@ -315,9 +319,7 @@ class Director:
         the same key). Returns the replies those plans produce, addressed to their chats.
         """
         replies = await self.expire_due()
-        for plan_id, owner in (await self.storage.plans.leases()).items():
-            if dead_owner(owner, self.owner):  # a previous run of this instance, killed
-                await self.storage.plans.break_lease(plan_id, owner=owner)
+        await self._free_dead_leases()  # e.g. a previous run of this instance, killed
         for plan in await self.storage.plans.unfinished():
             try:
                 replies += await self.continue_plan(plan.id)
