@@ -8,12 +8,15 @@ Compared in one run, on the same messages:
   cue rules + kNN  the understander before the corpus (``bench/baselines``: cue phrases, nearest
                    labelled examples); it never saw the corpus, so its figure is blind too
   classifier       the learned classifier, trained on the other folds
+  static only      the same classifier without the contextual encoder (MiniLM): what the
+                   classifier was before it, trained the same way on the same folds
 
 Printed: intent accuracy (strict, and counting small talk and ``unknown`` as the same answer
 for chat that is not a request); slot accuracy on the messages whose slots are labelled, end to
 end (the intent must be right too) and given the right intent (the slot reader was tuned on
 these messages, so that figure is not blind); how often it asks instead of answering;
-out-of-domain messages read as an effectful intent; per-intent accuracy; p50/p99 latency.
+out-of-domain messages read as an effectful intent; per-intent accuracy; p50/p99 latency; how
+well the classifier's probability predicts being right on held-out families (calibration).
 
 Usage (from the repository root): python -m bench.understanding [--folds N] [--show-errors]
 """
@@ -29,12 +32,26 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from langchain_core.embeddings import Embeddings
+
 from bench.baselines.cue_understander import CueUnderstander
 from bench.data.understanding_dev import DEV
 from graph.intent_model import Example, IntentModel, features, load_corpus
 from graph.local_understanding import LocalUnderstander
 from graph.understanding import EFFECTFUL, CommandUnderstander
 from memory.embeddings import StaticEmbeddings
+
+
+class NoPhrase(Embeddings):
+    """No contextual encoding (zero vectors): the classifier as it was before MiniLM."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """A zero vector per text."""
+        return [[0.0] for _ in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        """A zero vector."""
+        return [0.0]
 
 ZONE = ZoneInfo("Europe/Berlin")
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=ZONE)  # the corpus's reference time (a Sunday)
@@ -49,6 +66,18 @@ def folds_of(examples: list[Example], k: int) -> dict[str, int]:
     for family in sorted({e.family for e in examples}):
         by_intent[family.split("/")[0]].append(family)
     return {f: i % k for families in by_intent.values() for i, f in enumerate(families)}
+
+
+def calibration(pairs: list[tuple[float, bool]], bins: int = 10) -> float:
+    """Expected calibration error of (confidence, right) pairs: the gap between how sure the
+    classifier said it was and how often it was right, averaged over confidence bins."""
+    error = 0.0
+    for low in (i / bins for i in range(bins)):
+        hits = [(c, ok) for c, ok in pairs if low < c <= low + 1 / bins]
+        if hits:
+            error += len(hits) / len(pairs) * abs(sum(ok for _, ok in hits) / len(hits)
+                                                  - sum(c for c, _ in hits) / len(hits))
+    return error
 
 
 def same_slot(key: str, expected: str, got: Any) -> bool:
@@ -100,15 +129,24 @@ async def main(folds: int, show_errors: bool) -> None:
     x = features([e.text for e in examples], embeddings)
     fold = folds_of(examples, folds)
     now = lambda: NOW  # noqa: E731 - the corpus's clock
+    x_static = features([e.text for e in examples], embeddings, NoPhrase())
     held_out: dict[str, LocalUnderstander] = {}
+    static_only: dict[str, LocalUnderstander] = {}
     for k in range(folds):
         train = [i for i, e in enumerate(examples) if fold[e.family] != k]
-        model = IntentModel.train(x[train], [examples[i].intent for i in train])
+        labels = [examples[i].intent for i in train]
         held_out[str(k)] = LocalUnderstander(embeddings=embeddings, webhooks=WEBHOOKS,
-                                             timezone=ZONE, now=now, model=model)
+                                             timezone=ZONE, now=now,
+                                             model=IntentModel.train(x[train], labels))
+        # trained as it was then (l2 1e-4: its thresholds were chosen with it)
+        static_only[str(k)] = LocalUnderstander(
+            embeddings=embeddings, webhooks=WEBHOOKS, timezone=ZONE, now=now,
+            model=IntentModel.train(x_static[train], labels, l2=1e-4), encoder=NoPhrase())
     commands = CommandUnderstander()
     results = {
         "commands only": await score(examples, lambda e: commands.understand(e.text)),
+        "static only, held out": await score(
+            examples, lambda e: static_only[str(fold[e.family])].understand(e.text)),
         "classifier, held out": await score(
             examples, lambda e: held_out[str(fold[e.family])].understand(e.text)),
     }
@@ -124,10 +162,18 @@ async def main(folds: int, show_errors: bool) -> None:
               f"{r['slots_given']:>9.1%}{r['asked']:>7.1%}{r['ood_effect']:>9}"
               f"{r['p50'] * 1e3:>8.2f}{r['p99'] * 1e3:>8.2f}")
     r = results["classifier, held out"]
+    pairs = [(confidence, name == e.intent) for e in examples
+             for name, confidence, *_ in [held_out[str(fold[e.family])].classify(e.text)]]
+    print(f"calibration (held out, before asking): mean confidence "
+          f"{sum(c for c, _ in pairs) / len(pairs):.1%}, "
+          f"right {sum(ok for _, ok in pairs) / len(pairs):.1%}, "
+          f"expected calibration error {calibration(pairs):.1%}")
     print("per intent (held out): " + ", ".join(f"{k} {v:.0%}" for k, v in
                                                   sorted(r["per"].items())))
     before = results["cue rules + kNN"]["intent"]
-    print(f"ratio to the cue rules: intent ×{r['intent'] / max(before, 1e-9):.2f}")
+    static = results["static only, held out"]["intent"]
+    print(f"ratio to the cue rules: intent ×{r['intent'] / max(before, 1e-9):.2f}; "
+          f"errors against static only ×{(1 - r['intent']) / max(1 - static, 1e-9):.2f}")
     print(f"targets: intent ≥ 92% ({r['intent']:.1%}), slots ≥ 92% ({r['slots']:.1%}), "
           f"every intent ≥ 85% (lowest {min(r['per'].values()):.0%}), "
           f"p50 ≤ 5 ms ({r['p50'] * 1e3:.2f} ms)")

@@ -63,7 +63,9 @@ class LocalUnderstander:
     """See the module docstring.
 
     Args:
-        embeddings: the embedding model the classifier was trained with (the static one).
+        embeddings: the static embedding model the classifier was trained with.
+        encoder: the contextual sentence encoder it was trained with (default: the shared
+            MiniLM, :func:`graph.intent_model.shared_encoder`).
         webhooks: configured webhook names, for ``send``'s ``webhook`` slot.
         timezone: the operator's zone, for ``when``.
         now: the clock (tests and the benchmark pin it).
@@ -76,8 +78,9 @@ class LocalUnderstander:
     def __init__(self, *, embeddings: Embeddings, webhooks: Sequence[str] = (),
                  timezone: ZoneInfo | None = None, now: Callable[[], datetime] | None = None,
                  threshold: float = 0.3, effect_threshold: float = 0.45,
-                 model: IntentModel | None = None) -> None:
+                 model: IntentModel | None = None, encoder: Embeddings | None = None) -> None:
         self.embeddings = embeddings
+        self.encoder = encoder
         self.timezone = timezone or ZoneInfo("UTC")
         self._now = now or (lambda: datetime.now(self.timezone))
         self.threshold = threshold
@@ -132,7 +135,7 @@ class LocalUnderstander:
     def classify(self, text: str) -> tuple[str, float, str, str]:
         """The likeliest intent, its probability, and the two likeliest requests after it."""
         model = self.model
-        probs = model.probabilities(features([text], self.embeddings))[0]
+        probs = model.probabilities(features([text], self.embeddings, self.encoder))[0]
         order = probs.argsort()[::-1]
         name = model.labels[int(order[0])]
         runner_up, second = [model.labels[int(i)] for i in order[1:]

@@ -18,7 +18,7 @@ from graph.spelling import correct, distance
 from graph.timeparse import cut, parse_when
 
 FILLER = re.compile(
-    r"^(?:(?:um+|uh+|er+|hmm+|so(?: yeah)?|okay(?: so| um)?|ok|right(?: so)?|well|yeah|just|"
+    r"^(?:(?:um+|uh+|erm*|er+|hmm+|so(?: yeah)?|okay(?: so| um)?|ok|right(?: so)?|well|yeah|just|"
     r"and|please|pls|hey|hi|hello|thanks|btw|by the way)\b[\s,.!]*)+", re.I)
 POLITE = re.compile(r"^(?:(?:can|could|would|will) (?:you|i)(?: please)?(?: mind)?|"
                     r"would you mind|do you mind|mind|you can|you must|i want(?: that)? you|"

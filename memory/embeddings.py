@@ -39,7 +39,7 @@ def verify(directory: Path) -> None:
             raise ModelIntegrityError(f"{path} is missing")
         if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
             raise ModelIntegrityError(f"{path} does not match SHA256SUMS; "
-                                      "re-run scripts/make_static_embeddings.py")
+                                      "re-run the script that made it (scripts/)")
 
 
 class StaticEmbeddings(Embeddings):
