@@ -69,6 +69,23 @@ CHANGE_EVENT = re.compile(
     r"^(?:please\s+)?(?P<verb>move|reschedule|push|shift|postpone|bring forward|cancel|"
     r"call off|delete|remove|drop)\b\s*(?:the|my|our)?\s*", re.I)
 """A message that moves or cancels an event rather than booking one."""
+_PLAYBOOK_EDGE = {
+    "please", "you", "can", "could", "would", "run", "start", "kick", "off", "trigger",
+    "execute", "fire", "launch", "do", "pause", "stop", "resume", "turn", "disable", "unpause",
+    "switch", "show", "me", "the", "playbook", "routine", "go", "ahead", "with", "make", "again",
+    "now", "for", "details", "of", "versions", "version", "last", "right", "today", "early",
+    "it", "some", "time", "a", "while", "on", "back", "how", "did", "when", "does", "will",
+    "what", "which", "give", "ledger", "is", "live", "next", "continue", "active"}
+"""Words around a playbook's name in a request about it (never a whole name on their own)."""
+_PLAYBOOK_VERBS = ("start", "pause", "resume", "execute", "launch", "trigger", "stop", "show")
+"""Leading verbs also recognised with one typo ("strat", "resme")."""
+_REPLY_TARGET = re.compile(
+    r"^(?:\w+\s+){0,2}?(?:reply|answer|respond|write back)(?:\s+(?:to|at|on))?\s+"
+    r"(?:the last (?:e-?mail|mail|message)|(?:\w+'s\s+)?(?:e-?mail|mail|message)|[A-Z][\w-]*)"
+    r"\s+(?P<t>\S.*)$", re.I)
+_TASK_LEAD = re.compile(
+    r"^(?:(?:put|add|make|create|new)\s+)?(?:(?:a|the|in my|on my|to my)\s+)?"
+    r"(?:task|todo|to-do)s?\b(?:\s+list)?(?:\s+(?:for|to)\b|\s*:)?\s*", re.I)
 _TASK_ADD = re.compile(r"^(?:add|new|put|create|make|stick|task:|to-?do:|todo:)\b")
 _TASK_LIST = re.compile(r"^(?:show|list|what|which|my|tasks\b)|\b(?:open tasks|still have to do)\b")
 _TASK_DONE = re.compile(r"\b(?:mark(?:ed)?|tick(?:ed)? (?:it )?off|check(?:ed)? (?:it )?off|"
@@ -95,9 +112,42 @@ def _corrected_prefix(text: str, words: int = 3) -> str:
     return " ".join(fixed + parts[words:])
 
 
-def after_opening(text: str, openings: Sequence[str]) -> str:
-    """What follows the request's opening: after a colon or "that" near the start, else after
-    the longest known opening."""
+# Words that say "keep this" rather than being what is kept: a short lead made of them, ended
+# by a colon, a dash, a comma or "that", is the request's opening, whatever its wording
+# ("stick this in my notes, …", "add to your memory that …", "I tell you a fact: …").
+_KEEPING = {
+    "note": {"note", "notes", "notebook", "journal", "vault", "memo", "jot", "write", "idea",
+             "thought", "minutes", "log", "record", "capture", "file", "observation", "scribble",
+             "brainstorm", "entry", "later"},
+    "remember": {"remember", "memorise", "memorize", "memory", "fact", "record", "know", "learn",
+                 "mind", "update", "correction", "rule", "reference", "fyi", "btw", "heads",
+                 "info", "information", "save", "store", "note", "mental", "tell"},
+    "task": {"task", "tasks", "todo", "todos", "to-do", "list", "add", "put"},
+}
+_LEAD = re.compile(r"^(?P<lead>(?:[\w'-]+[ ]){0,7}?[\w'-]+)(?:\s*(?::|-|–|,)\s+|\s+that\s+)"
+                   r"(?P<rest>\S.*)$", re.S)
+# "from now on X", "as of this week X": when a fact starts holding is not the fact
+_SINCE = re.compile(r"^(?:from now on|going forward|from today(?: on)?|starting (?:now|today)|"
+                    r"as of (?:now|today|this week|this month)|new rule|update|correction)"
+                    r"\b[\s,:-]*", re.I)
+# "I need to X", "gotta X": the work is X
+_OBLIGED = re.compile(r"^(?:i\s+)?(?:need to|have to|must|gotta|got to|should)\s+", re.I)
+
+
+def _keeping_lead(text: str, intent: str) -> str | None:
+    """What follows a short opening made of ``intent``'s keeping words, or None."""
+    match = _LEAD.match(text)
+    if match is None:
+        return None
+    words = re.findall(r"[\w'-]+", match["lead"].lower())
+    if any(w in _KEEPING[intent] for w in words):
+        return match["rest"]
+    return None
+
+
+def after_opening(text: str, openings: Sequence[str], intent: str | None = None) -> str:
+    """What follows the request's opening: after a short lead of keeping words ended by a colon,
+    comma, dash or "that"; else after the longest known opening."""
     text = _corrected_prefix(strip_opening(text))
     colon = text.find(":")
     if 0 < colon and len(text[:colon].split()) <= 4:
@@ -108,6 +158,10 @@ def after_opening(text: str, openings: Sequence[str]) -> str:
                                             or not lowered[len(opening)].isalnum()):
             text = text[len(opening):].lstrip(" ,:-")
             break
+    else:
+        rest = _keeping_lead(text, intent) if intent else None
+        if rest is not None:
+            text = rest
     text = _SEPARATORS.sub("", text.strip())
     return _TAILS.sub("", text).strip(" ,.")
 
@@ -143,10 +197,12 @@ class SlotReader:
 
     def _note(self, text: str) -> dict[str, Any]:
         quoted = QUOTED.search(text)
-        return {"text": quoted["q"] if quoted else after_opening(text, _OPENINGS["note"])}
+        return {"text": quoted["q"] if quoted
+                else after_opening(text, _OPENINGS["note"], "note")}
 
     def _remember(self, text: str) -> dict[str, Any]:
-        return {"text": after_opening(text, _OPENINGS["remember"])}
+        said = after_opening(text, _OPENINGS["remember"], "remember")
+        return {"text": _SINCE.sub("", said) or said}
 
     def _task(self, text: str) -> dict[str, Any]:
         body = _corrected_prefix(strip_opening(text), words=4)
@@ -165,7 +221,9 @@ class SlotReader:
                          body, re.I)
         if match:
             return {"text": match["t"]}
-        return {"text": re.sub(r"^to\s+", "", after_opening(text, _OPENINGS["task"]))}
+        said = _TASK_LEAD.sub("", after_opening(text, _OPENINGS["task"], "task"))
+        said = _TAILS.sub("", re.sub(r"^to\s+", "", said))
+        return {"text": _OBLIGED.sub("", said) or said}
 
     def _remind(self, text: str) -> dict[str, Any]:
         slots: dict[str, Any] = {}
@@ -211,8 +269,16 @@ class SlotReader:
 
     def _recall(self, text: str) -> dict[str, Any]:
         body = _corrected_prefix(strip_opening(text)).rstrip(" ?.!")
+        # "the van, anything saved?", "I lost the number, do you have it": the thing, then
+        # the question about it
+        body = re.sub(r",\s*(?:what|anything|do you|did i|is there|got|any|where)\b.*$", "",
+                      body, flags=re.I)
+        body = re.sub(r"\s+please$", "", body, flags=re.I)
         query = re.sub(
-            r"^(?:what do (?:i|we|you) (?:know|have) (?:about|on)|what have i got on|"
+            r"^(?:i (?:can't|cannot|don't|do not) remember|i (?:forgot|forget|lost)|"
+            r"remind me of|tell me about|(?:info|details|information) on|anything about|"
+            r"what's the story with|what have we got (?:about|on)|"
+            r"what do (?:i|we|you) (?:know|have) (?:about|on)|what have i got on|"
             r"tell me (?:what you know about|all about)|what's in memory about|"
             r"anything on file about|search (?:my )?(?:notes|memory) for|search for|"
             r"find (?:me )?(?:the note about|anything about|information of)|look up|"
@@ -262,7 +328,7 @@ class SlotReader:
 
     def _reply(self, text: str) -> dict[str, Any]:
         body = strip_opening(text)
-        ident = re.search(r"^(?:\w+\s+){0,4}?(?:to\s+|at\s+|on\s+|for\s+)?(?:the\s+)?"
+        ident = re.search(r"^(?:re:?\s*)?(?:\w+\s+){0,4}?(?:to\s+|at\s+|on\s+|for\s+)?(?:the\s+)?"
                           r"(?:mail|email|message|#)?\s*#?(?P<id>\d{1,6})\b", body, re.I)
         slots: dict[str, Any] = {"id": ident["id"] if ident else None}
         rest = body[ident.end():] if ident else body
@@ -271,6 +337,9 @@ class SlotReader:
             slots["text"] = said["t"].strip()
         elif ident:
             slots["text"] = rest.strip(" ,:-")
+        else:  # "write back to Omar sounds good": after the verb and whom it answers
+            after = _REPLY_TARGET.match(_corrected_prefix(body))
+            slots["text"] = after["t"].strip() if after else None
         return slots
 
     def _event(self, text: str) -> dict[str, Any]:
@@ -305,15 +374,17 @@ class SlotReader:
 
     def _playbook(self, text: str) -> dict[str, Any]:
         body = _corrected_prefix(strip_opening(text).lower(), words=4).rstrip(" ?.!")
-        name = re.sub(r"^(?:run|start|kick off|trigger|execute|fire|pause|stop|resume|"
-                      r"turn|disable|unpause|switch off|show|details of|last run of|"
-                      r"how did|when does|when will|what does|which version of|make run of|"
-                      r"do again active|give details of)\s+(?:the\s+)?(?:playbook\s+)?", "",
-                      body)
-        name = re.sub(r"\s+(?:playbook|now|for now|back on|again|run next|run|go last time|"
-                      r"do|is live)\b.*$", "", name)
-        name = re.sub(r"^(?:the\s+)?(?:ledger of the\s+)?", "", name)
-        if name in ("", "my playbooks", "the playbooks", "playbooks") or (
-                " " in name and name.split()[0] in ("my", "what", "which", "list")):
+        if re.match(r"^(?:(?:list|show|what|which)\b.*\bplaybooks\b|(?:my|the) playbooks$|"
+                    r"playbooks$)", body):
             return {}
-        return {"text": name}
+        # The name is what is left once the words about running or showing it are gone from
+        # both ends ("can you run the inbox digest right now", "the monthly cleanup, stop it").
+        words = re.findall(r"[\w'-]+|,", body.split(",")[0] if not body.startswith(",")
+                           else body)
+        while words and (words[0] in _PLAYBOOK_EDGE or (len(words[0]) >= 4 and any(
+                distance(words[0], verb, 1) <= 1 for verb in _PLAYBOOK_VERBS))):
+            words.pop(0)
+        while words and words[-1] in _PLAYBOOK_EDGE:
+            words.pop()
+        name = " ".join(words)
+        return {"text": name} if name else {}

@@ -1,0 +1,65 @@
+"""Slots once the intent is known: what is kept, searched, answered or run is the operator's
+words without the request around them. Messages here are not in the corpus."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from graph.slots import SlotReader
+
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+READER = SlotReader(webhooks=["crm"], now=lambda: NOW)
+
+
+@pytest.mark.parametrize(("intent", "text", "slot", "value"), [
+    # a short lead of keeping words, ended by a colon, a comma, a dash or "that"
+    ("note", "pop this into my journal, the kiln runs hot", "text", "the kiln runs hot"),
+    ("note", "a thought for the notebook - sell gift cards", "text", "sell gift cards"),
+    ("remember", "please file in your memory that Ines is the new buyer", "text",
+     "Ines is the new buyer"),
+    ("remember", "a fact for you: the loading dock closes at 6", "text",
+     "the loading dock closes at 6"),
+    # when a fact starts holding is not part of it
+    ("remember", "from today on the shop opens at 9", "text", "the shop opens at 9"),
+    ("remember", "as of this month the cleaner comes on thursdays", "text",
+     "the cleaner comes on thursdays"),
+    # the work, not the obligation
+    ("task", "I have to repaint the sign", "text", "repaint the sign"),
+    ("task", "gotta call the landlord", "text", "call the landlord"),
+    ("task", "add a todo for sorting the cables", "text", "sorting the cables"),
+    # the thing asked about, not the question around it
+    ("recall", "the landlord's number, anything saved?", "query", "the landlord's number"),
+    ("recall", "I can't remember the alarm code", "query", "the alarm code"),
+    ("recall", "details on the Berger order please", "query", "the Berger order"),
+    # what to answer, after whom it answers
+    ("reply", "write back to Ines sounds great", "text", "sounds great"),
+    ("reply", "answer the last mail yes we can", "text", "yes we can"),
+    ("reply", "re: 42 will do", "id", "42"),
+])
+def test_the_request_around_the_words_is_left_out(intent: str, text: str, slot: str,
+                                                  value: str) -> None:
+    assert READER.read(intent, text).get(slot) == value
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("could you kick off the quarterly taxes routine right now", "quarterly taxes"),
+    ("the stock count, pause it for a while", "stock count"),
+    ("strat the stock count", "stock count"),  # a typo in the verb
+    ("show me the versions of playbook stock count", "stock count"),
+])
+def test_a_playbook_name_is_what_is_left_of_the_request(text: str, name: str) -> None:
+    assert READER.read("playbook", text) == {"text": name}
+
+
+@pytest.mark.parametrize("text", ["list my playbooks", "which playbooks do I have", "playbooks"])
+def test_asking_for_the_list_names_no_playbook(text: str) -> None:
+    assert READER.read("playbook", text) == {}
+
+
+def test_a_statement_without_a_lead_is_kept_whole() -> None:
+    # no keeping word before the comma: the comma is part of what is kept
+    said = "Ines, the buyer, prefers calls"
+    assert READER.read("remember", said)["text"] == said
