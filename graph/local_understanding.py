@@ -36,9 +36,14 @@ RECURRING_WORK = re.compile(
 STRICTER = {"remember": 0.6}
 """A plain statement ("the printer in Kreuzberg is cheap") reads much like a fact to keep, and
 a kept fact runs at once: without a clear lead it asks first."""
-UNTIMED_EVENT = 0.8
-"""A booking names a time: an "event" read in a message with no time and no change verb
-("what's 17 times 23") needs this confidence, else it asks."""
+UNTIMED = 0.8
+"""A booking and a reminder name a time: an "event" or "remind" read in a message with no time
+(and, for an event, no change verb: "what's 17 times 23", "I'm stressed about the deadline")
+needs this confidence, else it asks."""
+_ABOUT_HOOK = (r"^\W*(?:the\s+|our\s+|my\s+)?{hook}(?:\s+[\w-]+)?\s+"
+               r"(?:is|are|was|were|has|have|had|seems|looks|keeps|feels|went|got)\b")
+"""A sentence whose subject is a webhook ("the crm is slow today", "the billing system is
+confusing") says something about it; it is not a message for it: ``send`` then asks."""
 _WORDS = re.compile(r"[^\W\d_]{2,}")
 LABELS = {"note": "note", "notes": "note", "note to self": "note", "quick note": "note",
           "reminder": "remind", "fact": "remember", "task": "task", "todo": "task",
@@ -124,9 +129,13 @@ class LocalUnderstander:
         if name in EFFECTFUL and (not _WORDS.search(request) or len(request.split()) < 2):
             needed = 1.01  # "123 456", "x": too little said to act on; ask instead
         slots = self.slots(name, request)
-        if name == "event" and "when" not in slots and \
-                not CHANGE_EVENT.match(strip_opening(request)):
-            needed = max(needed, UNTIMED_EVENT)
+        if (name == "remind" and "when" not in slots) or (
+                name == "event" and "when" not in slots
+                and not CHANGE_EVENT.match(strip_opening(request))):
+            needed = max(needed, UNTIMED)
+        if name == "send" and slots.get("webhook") and re.match(
+                _ABOUT_HOOK.format(hook=re.escape(slots["webhook"])), request, re.I):
+            needed = 1.01
         if confidence < needed:
             return Intent("unknown", {"text": text, "choices": [name, runner_up]},
                           round(confidence, 3))

@@ -44,6 +44,18 @@ async def test_chat_that_is_not_a_request_is_never_read_as_an_effect() -> None:
         assert result.name not in EFFECTFUL, (text, result)
 
 
+@pytest.mark.parametrize("text", ["our crm seems broken again",
+                                  "the billing page was down all morning",
+                                  "crm has a new logo"])
+async def test_a_remark_about_a_webhook_is_not_a_message_for_it(text: str) -> None:
+    assert (await understander().understand(text)).name != "send"
+
+
+async def test_a_message_for_a_webhook_is_still_one() -> None:
+    said = await understander().understand("tell the crm the Berger deal is closed")
+    assert said.name == "send" and said.slots["webhook"] == "crm"
+
+
 async def test_phrasing_it_was_not_trained_on() -> None:
     """Two blind checks: the development set written before the corpus (never trained on),
     and one fold of whole corpus families held out from training."""
