@@ -20,7 +20,7 @@ from bot.gate import OperatorGate
 from bot.jobs import JobsLoop
 from bot.voice import VoiceNotes
 from bot.watchdog import Watchdog
-from bot.wiring import build_director, build_transcriber
+from bot.wiring import build_director, build_transcriber, operator_vocabulary
 from config import Settings
 from graph.director import Director
 from graph.events import Inbound, Reply
@@ -82,6 +82,7 @@ class SoloApp:
         try:
             make_private(settings.storage.data_dir)
             director = await build_director(settings, stack, hear=voice.hear)
+            voice.vocabulary = operator_vocabulary(settings, director.deps.memory)
         except BaseException:
             await stack.aclose()
             raise

@@ -8,6 +8,11 @@ accurate). They are assembled once into the data directory and checked against t
 below on every load. Audio is decoded with PyAV (OGG/Opus, M4A, MP3, WAV...)
 to 16 kHz mono and padded with half a second of silence, which measurably helps Whisper on
 short clips. Size and duration are limited; anything undecodable is refused with a clear error.
+
+The operator's own words are passed to the decoder as context (faster-whisper's ``hotwords``;
+a hosted model's ``prompt``): the names their remembered facts mention, the configured webhook
+and MCP server names and the command vocabulary (:func:`context_for`, bounded, rebuilt for
+every note so it follows memory). Measured in ``bench/voice.py`` with and without.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import importlib.util
 import io
 import math
 import shutil
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -61,11 +66,43 @@ BUNDLED = {
 }
 
 
+STYLE_PROMPT = ("Remind me tomorrow at 9 to call the bank. Note that the client paid. "
+                "Send the crm hook that the deal is signed.")
+"""Text the decoder could read as if it came before the note (the register of a voice note to
+an assistant). Off by default: it took the tuning clips from 20.6% to 15.8% WER but the held-out
+ones from 26.7% to 29.7% (bench/voice.py): it fits the phrasing it was chosen on."""
+COMMAND_WORDS = ("remind", "note", "remember", "forget", "playbook", "webhook", "approvals",
+                 "agenda", "inbox", "summary", "budget")
+"""Words of the commands a voice note may use, always in the decoder's context."""
+MAX_CONTEXT_CHARS = 300
+"""The decoder's context is kept short: Whisper gives it at most half its 448-token window,
+and a long list of names makes it hear names where there are none."""
+
+
+def context_for(words: Sequence[str], *, limit: int = MAX_CONTEXT_CHARS) -> str:
+    """``words`` (most important first) as one comma-separated context, each once, cut to
+    ``limit`` characters at a word boundary."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    length = 0
+    for word in words:
+        word = " ".join(str(word).split())
+        if not word or word.lower() in seen:
+            continue
+        if length + len(word) + 2 > limit:
+            break
+        seen.add(word.lower())
+        kept.append(word)
+        length += len(word) + 2
+    return ", ".join(kept)
+
+
 class Transcriber(Protocol):
     """Audio in, text out."""
 
-    async def transcribe(self, audio: bytes, mime: str) -> Transcript:
-        """Transcribe ``audio`` (any container PyAV reads).
+    async def transcribe(self, audio: bytes, mime: str, *, context: str = "") -> Transcript:
+        """Transcribe ``audio`` (any container PyAV reads); ``context`` lists words the
+        speaker is likely to use (names, commands).
 
         Raises:
             VoiceError: too large, too long, silent, or not audio.
@@ -159,11 +196,16 @@ class WhisperTranscriber:
         model: ``"base"`` (bundled, the default), a local directory, or a hub name (only on
             machines with internet).
         models_dir: where bundled models are assembled.
+        beam_size: the decoder's beam.
+        style: give the decoder :data:`STYLE_PROMPT` (off: the benchmark measures it).
     """
 
-    def __init__(self, *, model: str = "base", models_dir: Path) -> None:
+    def __init__(self, *, model: str = "base", models_dir: Path, beam_size: int = 3,
+                 style: bool = False) -> None:
         self.model_name = model
         self.models_dir = models_dir
+        self.beam_size = beam_size
+        self.style = style
         self._model = None
         self._lock = asyncio.Lock()
 
@@ -178,19 +220,22 @@ class WhisperTranscriber:
             source = self.model_name
         self._model = WhisperModel(source, device="cpu", compute_type="int8", cpu_threads=2)
 
-    def _run(self, audio: bytes) -> Transcript:
+    def _run(self, audio: bytes, context: str = "") -> Transcript:
         samples = decode(audio)
         seconds = samples.size / SAMPLE_RATE
         if seconds < 0.3 or float(np.abs(samples).max(initial=0.0)) < 1e-3:
             raise VoiceError("the recording is silent")
         pad = np.zeros(int(PADDING_SECONDS * SAMPLE_RATE), dtype=np.float32)
         self._load()
-        # Beam 3 without timestamps: on the committed clips WER 8.6% at RTF 0.27, against 13.2%
-        # at 0.25 for greedy decoding with timestamps (we never use the timestamps).
+        # Beam 3, the context as hotwords, no timestamps (we never use them): chosen on the
+        # tuning clips and confirmed on the held-out ones (tests/data/voice/varied;
+        # bench/voice.py); the style prompt won on tuning only, beam 5 on neither.
         segments, _ = self._model.transcribe(np.concatenate([pad, samples, pad]),
-                                             language="en", beam_size=3,
+                                             language="en", beam_size=self.beam_size,
                                              without_timestamps=True, vad_filter=False,
-                                             condition_on_previous_text=False)
+                                             condition_on_previous_text=False,
+                                             hotwords=context or None,
+                                             initial_prompt=STYLE_PROMPT if self.style else None)
         segments = list(segments)
         text = " ".join(s.text.strip() for s in segments).strip()
         if not text:
@@ -198,10 +243,10 @@ class WhisperTranscriber:
         logprob = sum(s.avg_logprob for s in segments) / len(segments)
         return Transcript(text=text, confidence=round(math.exp(logprob), 3), seconds=seconds)
 
-    async def transcribe(self, audio: bytes, mime: str) -> Transcript:
+    async def transcribe(self, audio: bytes, mime: str, *, context: str = "") -> Transcript:
         """See :class:`Transcriber` (one transcription at a time: it uses both cores)."""
         async with self._lock:
-            return await asyncio.to_thread(self._run, audio)
+            return await asyncio.to_thread(self._run, audio, context)
 
 
 class CloudTranscriber:
@@ -220,13 +265,14 @@ class CloudTranscriber:
         self._client = AsyncOpenAI(base_url=base_url or None, api_key=api_key or "unset",
                                    timeout=timeout, max_retries=1)
 
-    async def transcribe(self, audio: bytes, mime: str) -> Transcript:
-        """See :class:`Transcriber`."""
+    async def transcribe(self, audio: bytes, mime: str, *, context: str = "") -> Transcript:
+        """See :class:`Transcriber` (``context`` goes as the request's ``prompt``)."""
         samples = await asyncio.to_thread(decode, audio)  # same limits, clear errors
+        extra = {"prompt": context} if context else {}
         try:
             result = await self._client.audio.transcriptions.create(
                 model=self.model, file=("voice.ogg", audio, mime or "audio/ogg"),
-                response_format="verbose_json", language="en")
+                response_format="verbose_json", language="en", **extra)
         except Exception as exc:
             raise VoiceError(f"the transcription service failed ({type(exc).__name__})") from exc
         text = (result.text or "").strip()
@@ -247,11 +293,15 @@ class VoiceNotes:
         transcriber: speech to text.
         adapters: the app's adapters by channel (the same dict the app fills, so adapters added
             after construction are found).
+        vocabulary: the words the operator is likely to say, most important first (asked for
+            every note, so it follows memory); may be set after construction.
     """
 
-    def __init__(self, *, transcriber: Transcriber, adapters: Mapping[str, Any]) -> None:
+    def __init__(self, *, transcriber: Transcriber, adapters: Mapping[str, Any],
+                 vocabulary: Callable[[], Awaitable[Sequence[str]]] | None = None) -> None:
         self.transcriber = transcriber
         self._adapters = adapters
+        self.vocabulary = vocabulary
 
     async def hear(self, inbound: Inbound) -> Transcript:
         """The transcript of ``inbound``'s voice note.
@@ -267,4 +317,6 @@ class VoiceNotes:
             audio = await download(inbound.attachment["file_id"])
         except Exception as exc:
             raise VoiceError(f"the recording could not be downloaded ({exc})") from exc
-        return await self.transcriber.transcribe(audio, inbound.attachment.get("mime", ""))
+        words: Sequence[str] = await self.vocabulary() if self.vocabulary else ()
+        return await self.transcriber.transcribe(audio, inbound.attachment.get("mime", ""),
+                                                 context=context_for([*words, *COMMAND_WORDS]))

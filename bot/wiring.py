@@ -234,6 +234,20 @@ def build_understander(settings: Settings, embeddings: Embeddings) -> Understand
                              timezone=ZoneInfo(settings.operator.timezone))
 
 
+def operator_vocabulary(settings: Settings,
+                        memory: Memory | None) -> Callable[[], Awaitable[list[str]]]:
+    """What the operator is likely to say in a voice note, most important first: the names
+    their facts mention (read for every note, so a name remembered a minute ago counts), then
+    the configured webhook and MCP server names."""
+    configured = [*settings.connectors.webhooks, *settings.connectors.mcp]
+
+    async def words() -> list[str]:
+        names = await memory.store.names() if memory is not None else []
+        return [*names, *(n.replace("-", " ") for n in configured)]
+
+    return words
+
+
 def build_transcriber(settings: Settings) -> Transcriber:
     """Offline Whisper, or an OpenAI-compatible endpoint for ``[voice] model = "openai:..."``."""
     voice = settings.voice

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +50,13 @@ same she should so some such than that the their theirs them then there these th
 through to too under until up very was we were what when where which while who whom why will
 with would you your yours please tell show find know get give
 """.split())
+
+
+# Capitalised words, and runs of them ("Copper Kettle"); a fact's first word is capitalised
+# anyway, so a lone common opener there is not a name.
+_PROPER_NAME = re.compile(r"\b[A-Z][\w'-]*[a-z][\w'-]*(?:\s+[A-Z][\w'-]*[a-z][\w'-]*)*")
+_COMMON_OPENERS = frozenset("our the my we they their its this that there new from since "
+                            "every each".split())
 
 
 def subject_of(fact: str) -> str | None:
@@ -146,6 +154,23 @@ class MemoryStore:
                  .order_by(MemoryItem.created_at))
         return list(await self._db.run(
             lambda conn: read_orm(conn, lambda s: s.scalars(query).all())))
+
+    async def names(self, *, limit: int = 40, scan: int = 500) -> list[str]:
+        """The proper names the operator's facts mention ("Ines", "Copper Kettle"), most often
+        mentioned first, from the ``scan`` most recent active facts: what a speech decoder
+        should expect to hear."""
+        query = (select(MemoryItem.text).where(MemoryItem.kind == "fact",
+                                               MemoryItem.status == "active")
+                 .order_by(MemoryItem.created_at.desc()).limit(scan))
+        facts = await self._db.run(lambda conn: read_orm(conn, lambda s: s.scalars(query).all()))
+        counts: Counter[str] = Counter()
+        for fact in facts:
+            for match in _PROPER_NAME.finditer(fact):
+                name = match[0]
+                if name.lower() not in STOPWORDS and not (match.start() == 0 and " " not in name
+                                                          and name.lower() in _COMMON_OPENERS):
+                    counts[name] += 1
+        return [name for name, _ in counts.most_common(limit)]
 
     async def set_status(self, ids: Sequence[str], status: str, *,
                          superseded_by: str | None = None, erase: bool = False) -> None:

@@ -18,6 +18,10 @@ import time_machine
 from bot.adapters.memory import InMemoryAdapter
 from bot.app import SoloApp
 from config import Settings
+from memory.db import open_database
+from memory.embeddings import StaticEmbeddings
+from memory.knowledge import Memory
+from memory.vectors import SqliteNumpyIndex
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.webhooks import WebhookReceiver
 from tests.support import local_model as local
@@ -118,6 +122,16 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state.sqlite3'}"
     return await fresh_postgres_url(f"solo_test_{os.getpid()}_{abs(hash(request.node.nodeid))}")
+
+
+@pytest.fixture
+async def memory(database_url: str) -> AsyncIterator[Memory]:
+    """Memory (facts, notes, vectors) on a migrated empty database, on each backend."""
+    db = open_database(database_url)
+    await db.migrate()
+    embeddings = StaticEmbeddings()
+    yield Memory(db=db, index=SqliteNumpyIndex(db, dims=embeddings.dims), embeddings=embeddings)
+    await db.aclose()
 
 
 @pytest.fixture

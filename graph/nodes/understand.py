@@ -18,6 +18,7 @@ from graph.drafting import draft_from_brief
 from graph.events import PLAYBOOK, PROPOSAL, Inbound, Transcript, VoiceError
 from graph.llm import LLMUnderstander, MalformedOutput, ModelUnavailable
 from graph.playbook_chat import DEFINES
+from graph.spoken_numbers import numbers_as_digits
 from graph.state import DirectorDeps, PlanState, approval_id_for, say
 from graph.understanding import EFFECTFUL, Intent, parse_command
 from memory.models import Approval, utcnow
@@ -54,7 +55,8 @@ async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -
             decision="voice.transcribed", dedup_key=f"{state['plan_id']}:voice",
             detail={"summary": f"voice note: {heard.text}", "confidence": heard.confidence,
                     "seconds": round(heard.seconds, 1)})
-        inbound = replace(inbound, text=heard.text)
+        # "at two thirty", "invoice forty two": the parsers read digits
+        inbound = replace(inbound, text=numbers_as_digits(heard.text))
     if (inbound.attachment or {}).get("kind") == PLAYBOOK:
         return await _playbook_run(state, deps, inbound)
     result = await _understand_text(state, deps, inbound)

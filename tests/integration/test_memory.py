@@ -11,20 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.adapters.memory import InMemoryAdapter
-from memory.db import open_database
-from memory.embeddings import StaticEmbeddings
 from memory.knowledge import Hit, Memory, approx_tokens, build_context, subject_of
 from memory.models import MemoryItem, utcnow
-from memory.vectors import SqliteNumpyIndex
-
-
-@pytest.fixture
-async def memory(database_url: str):
-    db = open_database(database_url)
-    await db.migrate()
-    embeddings = StaticEmbeddings()
-    yield Memory(db=db, index=SqliteNumpyIndex(db, dims=embeddings.dims), embeddings=embeddings)
-    await db.aclose()
 
 
 def item(id: str, text: str, kind: str = "note", days_ago: float = 0) -> dict:

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.voice import WhisperTranscriber, bundled_model, decode
+from bot.voice import (
+    COMMAND_WORDS,
+    MAX_CONTEXT_CHARS,
+    WhisperTranscriber,
+    bundled_model,
+    context_for,
+    decode,
+)
 from graph.events import VoiceError
 
 CLIPS = Path(__file__).resolve().parents[1] / "data" / "voice"
@@ -53,3 +60,11 @@ def test_tampered_weights_are_refused(tmp_path: Path) -> None:
         handle.write(" ")
     with pytest.raises(VoiceError, match="does not match"):
         bundled_model("tiny.en", tmp_path)
+
+
+def test_the_decoder_context_is_bounded_and_keeps_the_first_words() -> None:
+    names = ["Ines Kovac", "ines kovac", "Berger", *(f"Name{i}" for i in range(200))]
+    context = context_for([*names, *COMMAND_WORDS])
+    assert context.startswith("Ines Kovac, Berger, Name0")  # each once, the first kept
+    assert len(context) <= MAX_CONTEXT_CHARS and not context.endswith(",")
+    assert context_for(["  Copper   Kettle ", ""]) == "Copper Kettle"

@@ -1,0 +1,146 @@
+"""Numbers and times as a voice note says them, written the way the parsers read them.
+
+A transcript says "remind me at two thirty", "invoice forty two", "the code is four four seven
+one", "half past five"; the time and id parsers (``graph/timeparse.py``, ``graph/slots.py``)
+read "at 2:30", "invoice 42", "4471", "5:30". Only number words in a numeric setting change:
+a compound ("forty two", "nine hundred"), a run of digits ("four four seven one"), a clock
+phrase ("half past five", "quarter to six", "two thirty" after "at"), or a single number next
+to a unit or after a word that takes one ("in two hours", "reply to twelve", "fact seven").
+"The one with Dana" and "no one" stay as they are.
+"""
+
+from __future__ import annotations
+
+import re
+
+UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+         "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+         "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+         "nineteen": 19}
+TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+        "eighty": 80, "ninety": 90}
+SCALES = {"hundred": 100, "thousand": 1000}
+# a single number word is a number after these ("at ten", "reply to twelve", "fact seven") …
+_BEFORE = {"at", "in", "by", "until", "till", "from", "to", "message", "mail", "email", "fact",
+           "number", "invoice", "entry", "item", "plan", "#", "is", "for", "about"}
+# … or before these ("two hours", "fourteen days", "five prints")
+_AFTER = re.compile(r"(?:minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|seconds?|"
+                    r"euros?|dollars?|pounds?|percent|pm|am|o'clock|prints?|copies|people|"
+                    r"times|items?|pages?|invoices?)$")
+_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?|\d+(?:[.:]\d+)?|\S")
+_CLOCK_BEFORE = {"at", "by", "until", "till", "from", "to"}
+
+
+def _value(words: list[str]) -> int | None:
+    """The number ``words`` spell ("forty two", "nine hundred and five"), or None."""
+    total = current = 0
+    seen = False
+    for word in words:
+        if word in UNITS:
+            current += UNITS[word]
+        elif word in TENS:
+            current += TENS[word]
+        elif word in SCALES:
+            current = max(current, 1) * SCALES[word]
+            if SCALES[word] == 1000:
+                total, current = total + current, 0
+        elif word == "and" and seen:
+            continue
+        else:
+            return None
+        seen = True
+    return total + current if seen else None
+
+
+def _number_run(tokens: list[str], start: int) -> int:
+    """How many tokens from ``start`` make one number ("forty two" → 2, "nine hundred" → 2)."""
+    end, last = start, None
+    while end < len(tokens):
+        word = tokens[end].lower()
+        if word in TENS and last in (None, "scale"):
+            last = "tens"
+        elif word in UNITS and (last in (None, "scale") or (last == "tens" and UNITS[word] < 10)):
+            last = "units"
+        elif word in SCALES and last in ("units", "tens"):
+            last = "scale"
+        elif word == "and" and last == "scale" and end + 1 < len(tokens) and \
+                tokens[end + 1].lower() in {**UNITS, **TENS}:
+            last = "scale"
+        else:
+            break
+        end += 1
+    return end - start
+
+
+def numbers_as_digits(text: str) -> str:
+    """``text`` with spoken numbers, clock times and digit runs written in digits."""
+    tokens = _WORD.findall(text)
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        word = tokens[i].lower()
+        before = out[-1].lower() if out else ""
+        # "half past five", "quarter past ten", "quarter to six"
+        if word in ("half", "quarter") and i + 2 < len(tokens) and \
+                tokens[i + 1].lower() in ("past", "to") and tokens[i + 2].lower() in UNITS:
+            hour = UNITS[tokens[i + 2].lower()]
+            minutes = 30 if word == "half" else 15
+            if tokens[i + 1].lower() == "to":
+                hour, minutes = (hour - 1) or 12, 60 - minutes
+            out.append(f"{hour}:{minutes:02d}")
+            i += 3
+            continue
+        # "2.30" after "at": Whisper's way of writing a clock time
+        if re.fullmatch(r"\d{1,2}\.\d{2}", word) and before in _CLOCK_BEFORE:
+            out.append(word.replace(".", ":"))
+            i += 1
+            continue
+        run = _number_run(tokens, i)
+        if run == 0:
+            out.append(tokens[i])
+            i += 1
+            continue
+        words = [t.lower() for t in tokens[i:i + run]]
+        # "at two thirty", "at eleven oh five": an hour, then its minutes
+        if before in _CLOCK_BEFORE and run == 1 and words[0] in UNITS and \
+                1 <= UNITS[words[0]] <= 12 and i + 1 < len(tokens):
+            rest = _number_run(tokens, i + 1)
+            minutes = _value([t.lower() for t in tokens[i + 1:i + 1 + rest]]) if rest else None
+            if tokens[i + 1].lower() == "oh" and i + 2 < len(tokens) and \
+                    tokens[i + 2].lower() in UNITS and UNITS[tokens[i + 2].lower()] < 10:
+                out.append(f"{UNITS[words[0]]}:{UNITS[tokens[i + 2].lower()]:02d}")
+                i += 3
+                continue
+            if minutes is not None and 10 <= minutes <= 59:
+                out.append(f"{UNITS[words[0]]}:{minutes:02d}")
+                i += 1 + rest
+                continue
+        # "four four seven one": a run of single digits is one code
+        digits = []
+        j = i
+        while j < len(tokens) and tokens[j].lower() in UNITS and UNITS[tokens[j].lower()] < 10:
+            digits.append(str(UNITS[tokens[j].lower()]))
+            j += 1
+        if len(digits) >= 3:
+            out.append("".join(digits))
+            i = j
+            continue
+        value = _value(words)
+        after = tokens[i + run].lower() if i + run < len(tokens) else ""
+        numeric = run > 1 or before in _BEFORE or bool(_AFTER.match(after))
+        if value is not None and numeric:
+            out.append(str(value))
+        else:
+            out.extend(tokens[i:i + run])
+        i += run
+    return _join(out)
+
+
+def _join(tokens: list[str]) -> str:
+    """Tokens back into a sentence (no space before punctuation)."""
+    text = ""
+    for token in tokens:
+        if text and not re.fullmatch(r"[.,!?;:)%]", token) and not text.endswith(("(", "#")):
+            text += " "
+        text += token
+    return text
