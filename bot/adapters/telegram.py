@@ -286,6 +286,9 @@ class TelegramAdapter(ChatAdapter):
         if voice is not None:
             attachment = {"kind": "voice", "file_id": voice.file_id,
                           "mime": voice.mime_type or "audio/ogg", "duration": voice.duration}
+            if message.forward_origin is not None:
+                # someone else's words, passed on: information, never an order
+                attachment["forwarded"] = True
         return Inbound(channel=self.name, chat=str(message.chat.id),
                        actor=str(message.from_user.id), event_id=event_id, text=text,
                        attachment=attachment)

@@ -77,7 +77,9 @@ def _plan_from_model(slots: dict[str, Any], deps: DirectorDeps) -> dict[str, Any
                 f"The plan asks for {step['action']} on "
                 f"{step.get('tool') or step.get('webhook') or 'notes'}, "
                 "which is not configured; nothing was done.")]}
-        planned = {"action": asdict(action), "external": bool(slots.get("external"))}
+        # an unsure voice note or outside text: the model's step waits for a tap too
+        planned = {"action": asdict(action),
+                   "external": bool(slots.get("external") or slots.get("voice"))}
         needs = step.get("depends_on")
         if needs is not None:
             if any(not 0 <= n < len(steps) for n in needs):

@@ -66,7 +66,11 @@ async def understand_message(state: PlanState, runtime: Runtime[DirectorDeps]) -
         intent = result["intent"]
         # A voice note acts at once only when both the ears and the understanding are sure.
         intent["slots"]["voice"] = not (intent["confidence"] >= 0.9 and heard.confidence >= 0.5)
-        result["replies"] = [say(f"🎙 I heard: “{heard.text}” (transcript confidence "
+        forwarded = bool(inbound.attachment.get("forwarded"))
+        if forwarded:  # someone else's recording: outside text, so everything waits for a tap
+            intent["slots"]["external"] = True
+        result["replies"] = [say(f"🎙 I heard{' (forwarded)' if forwarded else ''}: "
+                                  f"“{heard.text}” (transcript confidence "
                                   f"{heard.confidence:.0%}; understood as {intent['intent']}, "
                                   f"{intent['confidence']:.0%})"), *result.get("replies", [])]
     return result

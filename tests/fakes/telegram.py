@@ -114,8 +114,9 @@ class FakeTelegramServer(LoopbackServer):
         return {"update_id": next(self._update_ids), "message": message}
 
     def voice(self, audio: bytes, *, user: int = 111, mime: str = "audio/ogg",
-              duration: int = 2) -> int:
-        """A user sends a voice note; returns the update id."""
+              duration: int = 2, forwarded_from: int | None = None) -> int:
+        """A user sends a voice note (passes on one ``forwarded_from`` someone else recorded);
+        returns the update id."""
         file_id = f"voice-{len(self.files)}"
         self.files[file_id] = audio
         message = {"message_id": next(self._message_ids), "date": int(time.time()),
@@ -123,6 +124,10 @@ class FakeTelegramServer(LoopbackServer):
                    "from": {"id": user, "is_bot": False, "first_name": f"user{user}"},
                    "voice": {"file_id": file_id, "file_unique_id": f"u{file_id}",
                              "duration": duration, "mime_type": mime, "file_size": len(audio)}}
+        if forwarded_from is not None:
+            message["forward_origin"] = {
+                "type": "user", "date": int(time.time()) - 60,
+                "sender_user": {"id": forwarded_from, "is_bot": False, "first_name": "Client"}}
         return self.push({"message": message})
 
     def press(self, data: str, *, message_id: int, user: int = 111,

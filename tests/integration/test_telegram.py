@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 
 from bot.adapters.telegram import TelegramAdapter
 from bot.app import SoloApp
@@ -326,6 +327,45 @@ async def test_a_voice_note_never_sends_without_the_card(
     card = await reply_to(telegram, 0, contains="Approval ")
     assert telegram.card_buttons(card)[0].startswith("approve:")
     assert receiver.posts == []
+
+
+async def test_a_forwarded_voice_note_is_information_not_an_order(
+        bot: TelegramAdapter, telegram: FakeTelegramServer, tmp_path: Path) -> None:
+    # Spoken by the operator this recording is a sure note (transcript 0.67, intent 0.99) and
+    # is saved at once; passed on from someone else it only makes a card.
+    telegram.voice((VOICE / "clip01.ogg").read_bytes(), forwarded_from=222)
+    heard = await reply_to(telegram, 0, contains="I heard (forwarded)")
+    assert "client loved the new logo" in heard["text"].lower()
+    card = await reply_to(telegram, 0, contains="Approval ")
+    assert telegram.card_buttons(card)[0].startswith("approve:")
+    assert not any(t.startswith("Done: note saved") for t in telegram.texts())
+    assert not (tmp_path / "data" / "notes").exists()
+
+
+async def test_a_model_planned_step_from_an_unsure_voice_note_waits_for_a_tap(
+        tmp_path: Path, telegram: FakeTelegramServer, receiver: WebhookReceiver) -> None:
+    from tests.fakes.openai import FakeOpenAI
+
+    # The transcript first, then the model's plan: one step, understood at 0.6 (unsure).
+    model = FakeOpenAI(script=["note that the framer wants half upfront", {
+        "intent": "note", "slots": {}, "confidence": 0.6,
+        "steps": [{"action": "note.create", "text": "the framer wants half upfront"}]}])
+    await model.start()
+    base = telegram_settings(tmp_path, telegram, receiver)
+    settings = base.model_copy(update={
+        "voice": base.voice.model_copy(update={"model": "openai:whisper-1",
+                                               "base_url": model.base_url}),
+        "llm": base.llm.model_copy(update={"model": "openai:gpt-test", "base_url": model.base_url,
+                                           "api_key": SecretStr("sk-test")})})
+    app, _ = await open_app(settings)
+    try:
+        telegram.voice((VOICE / "clip13.ogg").read_bytes())
+        card = await reply_to(telegram, 0, contains="Approval ")
+        assert telegram.card_buttons(card)[0].startswith("approve:")
+        assert not (tmp_path / "data" / "notes").exists()
+    finally:
+        await app.aclose()
+        await model.stop()
 
 
 async def test_malformed_audio_gets_a_clear_error_and_nothing_else(
