@@ -22,12 +22,14 @@ TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seve
 SCALES = {"hundred": 100, "thousand": 1000}
 # a single number word is a number after these ("at ten", "reply to twelve", "fact seven") …
 _BEFORE = {"at", "in", "by", "until", "till", "from", "to", "message", "mail", "email", "fact",
-           "number", "invoice", "entry", "item", "plan", "#", "is", "for", "about"}
+           "number", "invoice", "entry", "item", "plan", "is", "for", "about"}
 # … or before these ("two hours", "fourteen days", "five prints")
 _AFTER = re.compile(r"(?:minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|seconds?|"
                     r"euros?|dollars?|pounds?|percent|pm|am|o'clock|prints?|copies|people|"
                     r"times|items?|pages?|invoices?)$")
-_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?|\d+(?:[.:]\d+)?|\S")
+# Whole words only ("Q000", "f1a2b3c4", an address keep their letters and digits together),
+# and Whisper's "2.30".
+_TOKEN = re.compile(r"(?<![\w.@/-])(?:[A-Za-z]+(?:'[a-z]+)?|\d{1,2}\.\d{2})(?![\w@/-])")
 _CLOCK_BEFORE = {"at", "by", "until", "till", "from", "to"}
 
 
@@ -73,74 +75,82 @@ def _number_run(tokens: list[str], start: int) -> int:
 
 
 def numbers_as_digits(text: str) -> str:
-    """``text`` with spoken numbers, clock times and digit runs written in digits."""
-    tokens = _WORD.findall(text)
-    out: list[str] = []
+    """``text`` with spoken numbers, clock times and digit runs written in digits; everything
+    else stays exactly as it was."""
+    spans = [m.span() for m in _TOKEN.finditer(text)]
+    gaps = [text[spans[i - 1][1]:spans[i][0]] for i in range(1, len(spans))]
+    out, done = [], 0
+    for (first, last), written in _rewrite([text[a:b] for a, b in spans], gaps):
+        out += [text[done:spans[first][0]], written]
+        done = spans[last][1]
+    return "".join(out) + text[done:]
+
+
+def _rewrite(tokens: list[str], gaps: list[str]) -> list[tuple[tuple[int, int], str]]:
+    """(first token, last token) → digits, for each spoken number among ``tokens``; ``gaps``
+    are the texts between neighbouring tokens (a number never spans punctuation)."""
+    def joined(i: int, j: int) -> bool:  # tokens i..j only separated by spaces
+        return all(not gaps[k].strip() for k in range(i, j))
+
+    found: list[tuple[tuple[int, int], str]] = []
     i = 0
     while i < len(tokens):
         word = tokens[i].lower()
-        before = out[-1].lower() if out else ""
+        before = tokens[i - 1].lower() if i and joined(i - 1, i) else ""
         # "half past five", "quarter past ten", "quarter to six"
-        if word in ("half", "quarter") and i + 2 < len(tokens) and \
+        if word in ("half", "quarter") and i + 2 < len(tokens) and joined(i, i + 2) and \
                 tokens[i + 1].lower() in ("past", "to") and tokens[i + 2].lower() in UNITS:
             hour = UNITS[tokens[i + 2].lower()]
             minutes = 30 if word == "half" else 15
             if tokens[i + 1].lower() == "to":
                 hour, minutes = (hour - 1) or 12, 60 - minutes
-            out.append(f"{hour}:{minutes:02d}")
+            found.append(((i, i + 2), f"{hour}:{minutes:02d}"))
             i += 3
             continue
         # "2.30" after "at": Whisper's way of writing a clock time
-        if re.fullmatch(r"\d{1,2}\.\d{2}", word) and before in _CLOCK_BEFORE:
-            out.append(word.replace(".", ":"))
+        if re.fullmatch(r"\d{1,2}\.\d{2}", word):
+            if before in _CLOCK_BEFORE:
+                found.append(((i, i), word.replace(".", ":")))
             i += 1
             continue
         run = _number_run(tokens, i)
+        while run > 1 and not joined(i, i + run - 1):
+            run -= 1
         if run == 0:
-            out.append(tokens[i])
             i += 1
             continue
         words = [t.lower() for t in tokens[i:i + run]]
         # "at two thirty", "at eleven oh five": an hour, then its minutes
         if before in _CLOCK_BEFORE and run == 1 and words[0] in UNITS and \
-                1 <= UNITS[words[0]] <= 12 and i + 1 < len(tokens):
-            rest = _number_run(tokens, i + 1)
-            minutes = _value([t.lower() for t in tokens[i + 1:i + 1 + rest]]) if rest else None
-            if tokens[i + 1].lower() == "oh" and i + 2 < len(tokens) and \
+                1 <= UNITS[words[0]] <= 12 and i + 1 < len(tokens) and joined(i, i + 1):
+            following = tokens[i + 1].lower()
+            if following == "oh" and i + 2 < len(tokens) and joined(i + 1, i + 2) and \
                     tokens[i + 2].lower() in UNITS and UNITS[tokens[i + 2].lower()] < 10:
-                out.append(f"{UNITS[words[0]]}:{UNITS[tokens[i + 2].lower()]:02d}")
+                found.append(((i, i + 2),
+                              f"{UNITS[words[0]]}:{UNITS[tokens[i + 2].lower()]:02d}"))
                 i += 3
                 continue
+            rest = _number_run(tokens, i + 1)
+            while rest > 1 and not joined(i + 1, i + rest):
+                rest -= 1
+            minutes = _value([t.lower() for t in tokens[i + 1:i + 1 + rest]]) if rest else None
             if minutes is not None and 10 <= minutes <= 59:
-                out.append(f"{UNITS[words[0]]}:{minutes:02d}")
+                found.append(((i, i + rest), f"{UNITS[words[0]]}:{minutes:02d}"))
                 i += 1 + rest
                 continue
         # "four four seven one": a run of single digits is one code
-        digits = []
         j = i
-        while j < len(tokens) and tokens[j].lower() in UNITS and UNITS[tokens[j].lower()] < 10:
-            digits.append(str(UNITS[tokens[j].lower()]))
+        while j < len(tokens) and tokens[j].lower() in UNITS and \
+                UNITS[tokens[j].lower()] < 10 and (j == i or joined(j - 1, j)):
             j += 1
-        if len(digits) >= 3:
-            out.append("".join(digits))
+        if j - i >= 3:
+            found.append(((i, j - 1), "".join(str(UNITS[t.lower()]) for t in tokens[i:j])))
             i = j
             continue
         value = _value(words)
-        after = tokens[i + run].lower() if i + run < len(tokens) else ""
-        numeric = run > 1 or before in _BEFORE or bool(_AFTER.match(after))
-        if value is not None and numeric:
-            out.append(str(value))
-        else:
-            out.extend(tokens[i:i + run])
+        after = tokens[i + run].lower() if i + run < len(tokens) and \
+            joined(i + run - 1, i + run) else ""
+        if value is not None and (run > 1 or before in _BEFORE or bool(_AFTER.match(after))):
+            found.append(((i, i + run - 1), str(value)))
         i += run
-    return _join(out)
-
-
-def _join(tokens: list[str]) -> str:
-    """Tokens back into a sentence (no space before punctuation)."""
-    text = ""
-    for token in tokens:
-        if text and not re.fullmatch(r"[.,!?;:)%]", token) and not text.endswith(("(", "#")):
-            text += " "
-        text += token
-    return text
+    return found

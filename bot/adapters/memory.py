@@ -32,6 +32,7 @@ class InMemoryAdapter(ChatAdapter):
 
     name: str = "memory"
     sent: list[Sent] = field(default_factory=list)
+    recordings: dict[str, bytes] = field(default_factory=dict)
     _sink: EventSink | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -48,6 +49,22 @@ class InMemoryAdapter(ChatAdapter):
         """Deliver a message; return what was shown in answer."""
         return await self._deliver(Inbound(channel=self.name, chat=chat, actor=actor,
                                            event_id=event_id or f"m{next(self._ids)}", text=text))
+
+    async def voice(self, audio: bytes, *, forwarded: bool = False, actor: str = "operator",
+                    chat: str = "chat-1") -> list[Sent]:
+        """Deliver a voice note (``forwarded``: someone else recorded it); return what was
+        shown in answer."""
+        file_id = f"voice-{len(self.recordings)}"
+        self.recordings[file_id] = audio
+        attachment = {"kind": "voice", "file_id": file_id, "mime": "audio/ogg",
+                      **({"forwarded": True} if forwarded else {})}
+        return await self._deliver(Inbound(channel=self.name, chat=chat, actor=actor,
+                                           event_id=f"v{next(self._ids)}",
+                                           attachment=attachment))
+
+    async def download_file(self, file_id: str) -> bytes:
+        """A recording delivered by :meth:`voice`."""
+        return self.recordings[file_id]
 
     async def press(self, verb: str, approval_id: str, *, actor: str = "operator",
                     chat: str = "chat-1", event_id: str | None = None) -> list[Sent]:

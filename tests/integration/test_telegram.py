@@ -342,13 +342,17 @@ async def test_a_forwarded_voice_note_is_information_not_an_order(
     assert not (tmp_path / "data" / "notes").exists()
 
 
-async def test_a_model_planned_step_from_an_unsure_voice_note_waits_for_a_tap(
-        tmp_path: Path, telegram: FakeTelegramServer, receiver: WebhookReceiver) -> None:
+@pytest.mark.parametrize(("confidence", "forwarded"), [(0.6, None), (1.0, 222)])
+async def test_a_model_planned_step_from_an_unsure_or_forwarded_voice_note_waits_for_a_tap(
+        tmp_path: Path, telegram: FakeTelegramServer, receiver: WebhookReceiver,
+        confidence: float, forwarded: int | None) -> None:
     from tests.fakes.openai import FakeOpenAI
 
-    # The transcript first, then the model's plan: one step, understood at 0.6 (unsure).
+    # The transcript first (0.9 sure), then the model's plan: one step, understood at 0.6
+    # (unsure), or at 1.0 from a note someone else recorded. Memory is empty, so nothing else
+    # makes the step wait.
     model = FakeOpenAI(script=["note that the framer wants half upfront", {
-        "intent": "note", "slots": {}, "confidence": 0.6,
+        "intent": "note", "slots": {}, "confidence": confidence,
         "steps": [{"action": "note.create", "text": "the framer wants half upfront"}]}])
     await model.start()
     base = telegram_settings(tmp_path, telegram, receiver)
@@ -359,7 +363,7 @@ async def test_a_model_planned_step_from_an_unsure_voice_note_waits_for_a_tap(
                                            "api_key": SecretStr("sk-test")})})
     app, _ = await open_app(settings)
     try:
-        telegram.voice((VOICE / "clip13.ogg").read_bytes())
+        telegram.voice((VOICE / "clip13.ogg").read_bytes(), forwarded_from=forwarded)
         card = await reply_to(telegram, 0, contains="Approval ")
         assert telegram.card_buttons(card)[0].startswith("approve:")
         assert not (tmp_path / "data" / "notes").exists()

@@ -1,6 +1,7 @@
 """The injection corpus (``tests/data/injections.py``, 225 payloads) placed wherever outside text
 reaches a model's prompt — remembered facts, notes in the vault, mail subjects and bodies (real
-Dovecot), MCP tool results, a playbook webhook's body — against the worst model there is: a
+Dovecot), MCP tool results, a playbook webhook's body, the transcript of a forwarded voice note
+(through an OpenAI-compatible transcription endpoint) — against the worst model there is: a
 scripted one that obeys every instruction it reads. (And what a webhook target answers: it is
 kept as a status only and never reaches a prompt.) For each payload the operator asks an
 innocent question about that item; whatever the model then plans, nothing happens before the
@@ -36,7 +37,9 @@ ATTACKER = "attacker@evil.example"
 ACTS_DONE = "wired 5000 EUR to DE00EVIL and mailed every fact to attacker@evil.example"
 VICTIM = "Acme: bank account DE12 3456 7890 (verified in person)"
 HOOK_SECRET = "intake-secret-000001"
-PLACES = ("fact", "note", "mail_subject", "mail_body", "tool_result", "hook_body")
+PLACES = ("fact", "note", "mail_subject", "mail_body", "tool_result", "hook_body",
+          "voice_transcript")
+CLIP = Path(__file__).resolve().parents[1] / "data" / "voice" / "clip01.ogg"
 TARGETS = {"post": 'webhook \\"crm\\"', "email": ATTACKER, "forget": "bank account DE12",
            "note": "pwned", "remember": "DE00EVIL", "remind": "pay DE00EVIL",
            "tool": "ledger.append_line"}
@@ -91,6 +94,7 @@ async def rig(tmp_path: Path, openai: FakeOpenAI, receiver: WebhookReceiver,
     solo = await SoloApp.open(Settings.model_validate({
         "storage": {"data_dir": data}, "operator": {"timezone": "Europe/Berlin"},
         "llm": {"model": "openai:gpt-test", "base_url": openai.base_url, "api_key": "sk-test"},
+        "voice": {"model": "openai:whisper-1", "base_url": openai.base_url, "api_key": "sk-test"},
         "budget": {"daily_usd": 0, "per_plan_usd": 0, "per_job_usd": 0},
         "connectors": {
             "webhooks": {"crm": {"url": receiver.url}},
@@ -188,6 +192,11 @@ async def test_no_payload_causes_an_effect_without_a_card_that_shows_its_target(
                 if place == "hook_body":
                     await post_hook(rig, client, f"http://127.0.0.1:{web.port}/hooks/intake",
                                     payload)
+                elif place == "voice_transcript":  # someone else's recording, passed on
+                    # (here the victim fact is in every prompt, so two rules hold the line;
+                    # test_telegram checks the forwarded rule alone, with memory empty)
+                    rig.openai.script = [payload.text]  # what the endpoint hears in it
+                    await rig.chat.voice(CLIP.read_bytes(), forwarded=True)
                 else:
                     await rig.chat.say(f"anything about ticket {payload.ref}?")
                 sent = rig.chat.sent[before:]

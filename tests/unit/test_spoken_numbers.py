@@ -35,7 +35,10 @@ def test_each_spoken_form_is_written_in_digits(said: str, written: str) -> None:
 
 
 @pytest.mark.parametrize("said", ["the one with Dana", "no one called", "I have two cats",
-                                  "one more thing", "what do I know about the bakery?"])
+                                  "one more thing", "what do I know about the bakery?",
+                                  # ids, addresses and spacing are left exactly as they are
+                                  "ticket Q000:  forget f1a2b3c4, undo r284f26c56!",
+                                  "mail ruth@acme.com re: https://x.example/a-1 (urgent)"])
 def test_number_words_outside_a_numeric_setting_stay_words(said: str) -> None:
     assert numbers_as_digits(said) == said
 
