@@ -54,10 +54,11 @@ def _value(words: list[str]) -> int | None:
     return total + current if seen else None
 
 
-def _number_run(tokens: list[str], start: int) -> int:
-    """How many tokens from ``start`` make one number ("forty two" → 2, "nine hundred" → 2)."""
+def _number_run(tokens: list[str], gaps: list[str], start: int) -> int:
+    """How many tokens from ``start`` make one number ("forty two" → 2, "nine hundred" → 2);
+    a number never spans punctuation (``gaps``: the text between neighbouring tokens)."""
     end, last = start, None
-    while end < len(tokens):
+    while end < len(tokens) and (end == start or not gaps[end - 1].strip()):
         word = tokens[end].lower()
         if word in TENS and last in (None, "scale"):
             last = "tens"
@@ -113,9 +114,7 @@ def _rewrite(tokens: list[str], gaps: list[str]) -> list[tuple[tuple[int, int], 
                 found.append(((i, i), word.replace(".", ":")))
             i += 1
             continue
-        run = _number_run(tokens, i)
-        while run > 1 and not joined(i, i + run - 1):
-            run -= 1
+        run = _number_run(tokens, gaps, i)
         if run == 0:
             i += 1
             continue
@@ -130,9 +129,7 @@ def _rewrite(tokens: list[str], gaps: list[str]) -> list[tuple[tuple[int, int], 
                               f"{UNITS[words[0]]}:{UNITS[tokens[i + 2].lower()]:02d}"))
                 i += 3
                 continue
-            rest = _number_run(tokens, i + 1)
-            while rest > 1 and not joined(i + 1, i + rest):
-                rest -= 1
+            rest = _number_run(tokens, gaps, i + 1)
             minutes = _value([t.lower() for t in tokens[i + 1:i + 1 + rest]]) if rest else None
             if minutes is not None and 10 <= minutes <= 59:
                 found.append(((i, i + rest), f"{UNITS[words[0]]}:{minutes:02d}"))

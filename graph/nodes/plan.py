@@ -21,13 +21,12 @@ async def make_plan(state: PlanState, runtime: Runtime[DirectorDeps]) -> dict[st
     slots = intent.slots
     if "error" in slots:
         return {"steps": [], "replies": [say(slots["error"])]}
-    if slots.get("steps"):
-        return _plan_from_model(slots, deps)
-    planned = await _plan_action(intent, state, deps)
+    planned = _plan_from_model(slots, deps) if slots.get("steps") else \
+        await _plan_action(intent, state, deps)
     if slots.get("voice") or slots.get("external"):
         for step in planned.get("steps", []):
-            # An unsure voice note, or a model's answer with outside text in its prompt: the
-            # step waits for a tap, however small.
+            # An unsure voice note, a forwarded one, or a model's answer with outside text in
+            # its prompt: the step waits for a tap, however small (whoever planned it).
             step["external"] = True
     return planned
 
@@ -77,9 +76,7 @@ def _plan_from_model(slots: dict[str, Any], deps: DirectorDeps) -> dict[str, Any
                 f"The plan asks for {step['action']} on "
                 f"{step.get('tool') or step.get('webhook') or 'notes'}, "
                 "which is not configured; nothing was done.")]}
-        # an unsure voice note or outside text: the model's step waits for a tap too
-        planned = {"action": asdict(action),
-                   "external": bool(slots.get("external") or slots.get("voice"))}
+        planned: dict[str, Any] = {"action": asdict(action)}
         needs = step.get("depends_on")
         if needs is not None:
             if any(not 0 <= n < len(steps) for n in needs):
