@@ -18,10 +18,12 @@ from bot.delivery import DeliveryQueue
 from bot.dispatch import show
 from bot.gate import OperatorGate
 from bot.jobs import JobsLoop
+from bot.source_watch import MailPollerWatch, McpServerWatch
 from bot.voice import VoiceNotes
-from bot.watchdog import Watchdog
+from bot.watchdog import Watchdog, Watched
 from bot.wiring import build_director, build_transcriber, operator_vocabulary
 from config import Settings
+from connectors.mcp import McpConnector
 from graph.director import Director
 from graph.events import Inbound, Reply
 from memory.models import utcnow
@@ -57,21 +59,34 @@ class SoloApp:
         self.gate = OperatorGate(director=director, operators=operators)
         self.jobs = JobsLoop(settings=settings, director=director, deliver=self.deliver,
                              channels=self.channels, operators=operators)
-        self.watchdog = Watchdog(
-            adapters=lambda: {n: self._adapters[n] for n in self._started},
-            deliver=self.deliver, targets=self.jobs.operator_targets, timezone=self.timezone)
+        self._watched: list[Watched] = [
+            McpServerWatch(c.server) for c in director.deps.connectors.values()
+            if isinstance(c, McpConnector)]
+        if self.jobs.mail is not None:
+            self._watched.append(MailPollerWatch(
+                self.jobs, settings.connectors.email.timeout_seconds))
+        self.watchdog = Watchdog(sources=self.watched, deliver=self.deliver,
+                                 targets=self.jobs.operator_targets, timezone=self.timezone)
 
     def channels(self) -> list[str]:
         """The names of the registered chat adapters."""
         return list(self._adapters)
 
+    def watched(self) -> dict[str, Watched]:
+        """What the watchdog looks after: the running chat adapters, the mail poller and the
+        MCP servers, by name."""
+        found: dict[str, Watched] = {n: self._adapters[n] for n in sorted(self._started)}
+        found.update((w.name, w) for w in self._watched)
+        return found
+
     def liveness(self) -> dict[str, dict[str, float | None]]:
-        """Per running chat adapter: seconds since its last event and last sign of life
-        (None: none since the start) — what ``/healthz`` reports."""
+        """Per watched source (chat adapters, ``email``, ``mcp:NAME``): seconds since its last
+        event and last sign of life (None: none since the start) — what ``/healthz``
+        reports."""
         now = utcnow()
-        return {name: {"last_event_seconds": self._adapters[name].liveness.event_age(now),
-                       "quiet_seconds": round(self._adapters[name].liveness.quiet(now), 1)}
-                for name in sorted(self._started)}
+        return {name: {"last_event_seconds": source.liveness.event_age(now),
+                       "quiet_seconds": round(source.liveness.quiet(now), 1)}
+                for name, source in self.watched().items()}
 
     @classmethod
     async def open(cls, settings: Settings) -> SoloApp:
@@ -94,6 +109,7 @@ class SoloApp:
         ``drain_seconds`` stays queued for the next start), then release connections."""
         for name in list(self._started):
             await self._adapters[name].stop()
+        await self.jobs.stop_mail_poll()
         for queue in self._queues.values():
             if not await queue.drain(drain_seconds):
                 log.warning("%s: replies still queued at shutdown; they go out on the next start",

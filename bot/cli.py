@@ -214,10 +214,18 @@ async def run_doctor(settings: Settings) -> int:
     report(True, f"understanding: {settings.llm.model or 'offline local understander'}")
     if app is not None:
         now = utcnow()
-        for channel, at in sorted((await app.storage.reads.last_event_by_channel()).items()):
-            minutes = (now - at).total_seconds() / 60
-            report(True, f"{channel}: last event {minutes:.0f} min ago "
-                         f"({when_text(at, ZoneInfo(settings.operator.timezone))})")
+        zone = ZoneInfo(settings.operator.timezone)
+        reads = app.storage.reads
+        heard = {f"{channel}: last event": at
+                 for channel, at in (await reads.last_event_by_channel()).items()}
+        if app.jobs.mail is not None:
+            heard["email: last mail read"] = await reads.last_mail_read()
+        heard.update((f"{name}: last tool call", at)
+                     for name, at in (await reads.last_call_by_connector()).items()
+                     if name.startswith("mcp:"))
+        for what, at in sorted(heard.items()):
+            report(True, f"{what} {(now - at).total_seconds() / 60:.0f} min ago "
+                         f"({when_text(at, zone)})" if at is not None else f"{what}: none yet")
         try:
             if hasattr(app.voice.transcriber, "_load"):
                 await asyncio.to_thread(app.voice.transcriber._load)

@@ -14,6 +14,7 @@ from datetime import datetime, time, timedelta
 from time import monotonic as time_monotonic
 from zoneinfo import ZoneInfo
 
+from bot.adapters.base import Liveness
 from config import Settings
 from connectors.base import ConnectorError
 from connectors.calendar import CalendarConnector
@@ -66,6 +67,12 @@ class JobsLoop:
                               on_mail=self.playbooks.mail_arrived) \
             if isinstance(email, EmailConnector) else None
         self._next_poll = 0.0
+        self._mail_task: asyncio.Task | None = None
+        self.mail_liveness = Liveness()
+        """When the mail poller last looked (``alive``: polled, or found nothing due) and last
+        read new mail (``event``); the watchdog's view of it."""
+        self.mail_poll_started: datetime | None = None
+        """When the poll in progress started (None: none is)."""
 
     async def show_proposal(self, job: Job, late: timedelta) -> list[Reply]:
         """An outside agent's proposal (``solo mcp``) becomes a message in the operator's first
@@ -157,7 +164,7 @@ class JobsLoop:
                 await self._deliver(await self.scheduler.tick())
                 if ticks % escalate_every == 0:
                     await self.escalate()
-                await self.poll_mail()
+                self.poll_mail_soon()
             except Exception:
                 log.exception("scheduler tick failed; trying again")
             ticks += 1
@@ -167,10 +174,50 @@ class JobsLoop:
         """Read new mail when ``poll_seconds`` have passed (at once after a start: the cursor
         is durable, so downtime only delays mail) and the backoff after a failure allows."""
         now = time_monotonic() if now is None else now
-        if self.mail is None or now < self._next_poll or not await self.mail.due():
+        if self.mail is None:
+            return
+        if now < self._next_poll or not await self.mail.due():
+            self.mail_liveness.alive()  # looked: nothing due yet
             return
         self._next_poll = now + self.settings.connectors.email.poll_seconds
-        await self._deliver(await self.mail.poll(self.summary_targets()))
+        self.mail_poll_started = utcnow()
+        try:
+            replies = await self.mail.poll(self.summary_targets())
+        finally:
+            self.mail_poll_started = None
+        if self.mail.fetched:
+            self.mail_liveness.event()
+        else:
+            self.mail_liveness.alive()
+        await self._deliver(replies)
+
+    def poll_mail_soon(self) -> None:
+        """:meth:`poll_mail` in its own task unless one runs (a slow mail server never holds up
+        due jobs)."""
+        if self.mail is not None and (self._mail_task is None or self._mail_task.done()):
+            self._mail_task = asyncio.create_task(self._poll_mail_logged(), name="mail poll")
+
+    async def _poll_mail_logged(self) -> None:
+        try:
+            await self.poll_mail()
+        except Exception:
+            log.exception("mail poll failed; trying again")
+
+    async def restart_mail_poll(self) -> None:
+        """Drop a poll that does not finish and start a fresh one now (the watchdog's cure
+        for a poller that stopped looking); returns once the fresh one ended."""
+        await self.stop_mail_poll()
+        self._next_poll = 0.0
+        self.poll_mail_soon()
+        if self._mail_task is not None:
+            await asyncio.wait({self._mail_task})
+
+    async def stop_mail_poll(self) -> None:
+        """Cancel the poll in progress, if any (at shutdown)."""
+        task, self._mail_task = self._mail_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
 
     async def housekeeping(self) -> None:
         """Prune old checkpoints, index what happened into memory, compact old turns."""

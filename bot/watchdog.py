@@ -1,7 +1,8 @@
-"""The watchdog: keeps each chat adapter's receiving side alive and tells the operator when it
-was not.
+"""The watchdog: keeps alive what Solo OS listens to — each chat adapter's receiving side, the
+mail poller and each MCP server (:mod:`bot.source_watch`) — and tells the operator when one was
+not.
 
-Every ``interval`` seconds, for each adapter that says what to expect (:meth:`ChatAdapter.watch`):
+Every ``interval`` seconds, for each source that says what to expect (:meth:`Watched.watch`):
 no sign of life for longer than expected → probe it; a failed probe → reconnect, and tell the
 operator on the other channels (where they can still be reached), then again once it answers.
 No event for ``refresh_seconds`` → a fresh connection, quietly (a connection may answer pings
@@ -14,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from bot.adapters.base import ChatAdapter
+from bot.adapters.base import Liveness, Watch
 from graph.events import Reply
 from graph.timefmt import when_text
 from memory.models import utcnow
@@ -25,46 +27,71 @@ log = logging.getLogger(__name__)
 PROBE_SECONDS = 15.0
 
 
+class Watched(Protocol):
+    """What the watchdog looks after (a :class:`~bot.adapters.base.ChatAdapter` is one; see
+    there for what each member means). A source may also have ``title`` (how notices name it;
+    default: its name, capitalised) and ``down_notice(problem, last)`` (the notice when it
+    stopped; default: a chat channel's)."""
+
+    @property
+    def liveness(self) -> Liveness:
+        """When it was last heard from."""
+
+    def watch(self) -> Watch | None:
+        """What to expect of it; None: nothing."""
+
+    async def probe(self) -> str | None:
+        """None when it works, else what is wrong."""
+
+    async def reconnect(self) -> None:
+        """The cure: a fresh connection (raise if it cannot be had now)."""
+
+    def take_incident(self) -> str | None:
+        """Something to tell the operator once, found after the fact; None: nothing."""
+
+
 class Watchdog:
     """See the module docstring.
 
     Args:
-        adapters: the running chat adapters by channel.
+        sources: what is watched (the running chat adapters, the mail poller, MCP servers),
+            by name; a chat adapter's name is its channel.
         deliver: sends replies.
         targets: where the operator is reached, as ``(channel, chat)``.
         timezone: the operator's, for times in notices.
     """
 
-    def __init__(self, *, adapters: Callable[[], dict[str, ChatAdapter]],
+    def __init__(self, *, sources: Callable[[], dict[str, Watched]],
                  deliver: Callable[[list[Reply]], Awaitable[None]],
                  targets: Callable[[], list[tuple[str, str]]], timezone: ZoneInfo) -> None:
-        self._adapters = adapters
+        self._sources = sources
         self._deliver = deliver
         self._targets = targets
         self._timezone = timezone
         self.down: dict[str, str] = {}
-        """Channels found not answering, and why (until they answer again)."""
+        """Sources found not answering, and why (until they answer again)."""
 
     async def check(self) -> None:
-        """One look at every adapter (see the module docstring)."""
-        for name, adapter in list(self._adapters().items()):
+        """One look at every source (see the module docstring)."""
+        for name, source in list(self._sources().items()):
             try:
-                await self._check(name, adapter)
+                await self._check(name, source)
             except Exception:
                 log.exception("watchdog: checking %s failed", name)
 
-    async def _check(self, name: str, adapter: ChatAdapter) -> None:
-        watch = adapter.watch()
-        incident = adapter.take_incident()
+    async def _check(self, name: str, source: Watched) -> None:
+        title = getattr(source, "title", name.capitalize())
+        watch = source.watch()
+        incident = source.take_incident()
         if incident:
-            await self._tell(name, f"{name.capitalize()}: {incident}")
+            await self._tell(name, f"{title}: {incident}")
         if watch is None:
             return
-        live, now = adapter.liveness, utcnow()
+        live, now = source.liveness, utcnow()
         problem = None
         if live.quiet(now) > watch.quiet_seconds or name in self.down:
             try:
-                problem = await asyncio.wait_for(adapter.probe(), PROBE_SECONDS)
+                problem = await asyncio.wait_for(source.probe(), PROBE_SECONDS)
             except TimeoutError:
                 problem = f"no answer to a check in {PROBE_SECONDS:.0f} s"
         stale = watch.refresh_seconds is not None and \
@@ -72,22 +99,23 @@ class Watchdog:
         if problem is None and name in self.down:
             del self.down[name]
             log.warning("watchdog: %s answers again", name)
-            await self._tell(name, f"{name.capitalize()} works again.")
+            await self._tell(name, f"{title} works again.")
             return
         if problem is None and not stale:
             return
         if problem is not None:
             log.warning("watchdog: %s: %s; reconnecting", name, problem)
         try:
-            await asyncio.wait_for(adapter.reconnect(), PROBE_SECONDS * 2)
+            await asyncio.wait_for(source.reconnect(), PROBE_SECONDS * 2)
         except Exception as exc:
             problem = problem or f"reconnecting failed: {type(exc).__name__}: {exc}"
             log.warning("watchdog: reconnecting %s failed: %s", name, exc)
         if problem is not None and name not in self.down:
             self.down[name] = problem
             last = when_text(live.alive_at or live.since, self._timezone)
-            await self._tell(name, (
-                f"{name.capitalize()} stopped answering ({problem}); heard from last {last}. "
+            notice = getattr(source, "down_notice", None)
+            await self._tell(name, notice(problem, last) if notice is not None else (
+                f"{title} stopped answering ({problem}); heard from last {last}. "
                 "Reconnecting; until it works, reach me here."))
 
     async def _tell(self, channel: str, text: str) -> None:

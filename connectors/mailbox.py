@@ -3,14 +3,21 @@ fetch new mail by UID (resumable; nothing fetched twice).
 
 imapclient is synchronous: every operation opens its own connection in a worker thread, so a
 hung server costs one thread and a timeout, never the event loop, and no connection state
-outlives an operation (a crash or a dropped connection leaves nothing half-open to reuse).
+outlives an operation (a crash or a dropped connection leaves nothing half-open to reuse). The
+socket timeout bounds each read, not a whole operation: a server that answers a byte at a time
+would never trip it, so an operation also has a deadline (:data:`DEADLINE_TIMEOUTS` timeouts),
+past which its socket is shut under the worker thread (even while it reads the greeting: the
+socket is handed over as it is opened) and the operation fails as transient.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import socket
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +27,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from typing import Literal, TypeVar
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient, imap4, tls
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from connectors.base import AuthError, TransientError
@@ -28,6 +35,36 @@ from connectors.base import AuthError, TransientError
 T = TypeVar("T")
 Security = Literal["ssl", "starttls", "none"]
 MAX_BODY = 20_000
+DEADLINE_TIMEOUTS = 4
+"""How many socket timeouts one whole operation (connect, login, its work, logout) may take."""
+_opening = threading.local()
+"""Per worker thread: the list its connection's sockets go to as they are opened."""
+
+
+def _handed_over(sock: socket.socket) -> socket.socket:
+    getattr(_opening, "sockets", []).append(sock)
+    return sock
+
+
+class _PlainIMAP4(imap4.IMAP4WithTimeout):
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        return _handed_over(super()._create_socket(timeout))
+
+
+class _TlsIMAP4(tls.IMAP4_TLS):
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        return _handed_over(super()._create_socket(timeout))
+
+
+class _Client(IMAPClient):
+    """imapclient's client, its socket handed over as soon as it is opened (imapclient 4.1's
+    ``_create_IMAP4``, without the ``stream`` case this module never uses)."""
+
+    def _create_IMAP4(self) -> imap4.IMAP4WithTimeout | tls.IMAP4_TLS:
+        timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _TlsIMAP4(self.host, self.port, self.ssl_context, timeout)
+        return _PlainIMAP4(self.host, self.port, timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +172,26 @@ class Mailbox:
         self.account = account
 
     async def _run(self, work: Callable[[IMAPClient], T]) -> T:
-        return await asyncio.to_thread(self._session, work)
-
-    def _session(self, work: Callable[[IMAPClient], T]) -> T:
         account = self.account
+        opened: list[socket.socket] = []  # a STARTTLS socket replaces the first: both are kept
+        task = asyncio.ensure_future(asyncio.to_thread(self._session, work, opened))
+        deadline = account.timeout * DEADLINE_TIMEOUTS
+        done, _ = await asyncio.wait({task}, timeout=deadline)
+        if task in done:
+            return task.result()
+        # Too slow to time out: shut the socket so the worker's read fails and the thread ends.
+        task.add_done_callback(lambda ended: ended.cancelled() or ended.exception())
+        for sock in opened:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        raise TransientError(f"IMAP {account.imap_host}:{account.imap_port}: no whole answer "
+                             f"within {deadline:g} s")
+
+    def _session(self, work: Callable[[IMAPClient], T], opened: list[socket.socket]) -> T:
+        account = self.account
+        _opening.sockets = opened
         try:
-            client = IMAPClient(account.imap_host, port=account.imap_port,
+            client = _Client(account.imap_host, port=account.imap_port,
                                 ssl=account.security == "ssl", timeout=account.timeout,
                                 ssl_context=ssl.create_default_context())
         except (OSError, IMAPClientError) as exc:
@@ -148,6 +199,7 @@ class Mailbox:
         try:
             if account.security == "starttls":
                 client.starttls(ssl.create_default_context())
+                opened.append(client.socket())
             try:
                 client.login(account.username, account.password)
             except LoginError as exc:

@@ -29,6 +29,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -113,6 +114,12 @@ class McpServer:
         self._task: asyncio.Task | None = None
         self._scope: anyio.CancelScope | None = None
         self._stopping = False
+        self.started_at = self.connected_at = datetime.now(UTC)
+        """When supervising started; when the current session opened (for the watchdog)."""
+        self.answered_at: datetime | None = None
+        """When the server last answered anything (tool list, call, ping)."""
+        self.called_at: datetime | None = None
+        """When a tool call last came back."""
 
     def start(self) -> None:
         """Start supervising (returns at once: a slow server never holds anything up)."""
@@ -164,6 +171,7 @@ class McpServer:
                             await self._list_tools(client)
                             deadline.deadline = math.inf
                             self._client, self.state, self.detail = client, "ok", ""
+                            self.connected_at = self.answered_at = datetime.now(UTC)
                             self._broken.clear()
                             self._ready.set()
                             delay = 1.0
@@ -225,6 +233,28 @@ class McpServer:
         self._ready.clear()
         self._broken.set()
 
+    def restart(self) -> None:
+        """End the current session (and a stdio server's process); the supervisor opens a
+        fresh one (the watchdog's cure for a server that stopped answering)."""
+        self._break()
+
+    async def ping(self, within: float) -> str | None:
+        """Whether the server answers a request within ``within`` seconds: None, else what is
+        wrong. The request is ``tools/list`` (which every server here has; the protocol's own
+        ``ping`` is gone as of 2026-07-28), so the tool list is fresh afterwards too."""
+        client = self._client
+        if client is None or self.state != "ok":
+            return f"not connected ({self.detail or self.state})"
+        try:
+            with anyio.fail_after(within):
+                await self._list_tools(client)
+        except TimeoutError:
+            return f"no answer to a ping within {within:g} s"
+        except Exception as exc:  # a closed stream, a dead process: the server's, never ours
+            return f"the ping failed: {_reason(exc)}"
+        self.answered_at = datetime.now(UTC)
+        return None
+
     async def ready(self, within: float | None = None) -> bool:
         """Wait until the session is up (at most ``within`` seconds, default the server's
         timeout); whether it is."""
@@ -280,6 +310,7 @@ class McpServer:
         except Exception as exc:  # the session is gone (a dead process, a closed stream)
             self._break()
             raise TransientError(f"{self.name}.{tool}: {_reason(exc)}") from exc
+        self.answered_at = self.called_at = datetime.now(UTC)
         text = "\n".join(getattr(part, "text", f"[{part.type}]") for part in result.content)
         if result.is_error:
             raise PermanentError(f"{self.name}.{tool} failed: {text[:300]}")

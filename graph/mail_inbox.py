@@ -60,6 +60,8 @@ class MailInbox:
         self.rules = dict(rules)
         self.poll_seconds = poll_seconds
         self.on_mail = on_mail
+        self.fetched = 0
+        """How many messages the last poll read (an event for the watchdog when not 0)."""
 
     async def due(self, now: datetime | None = None) -> bool:
         """Whether a poll should run now (not while backing off after a failure)."""
@@ -69,6 +71,7 @@ class MailInbox:
     async def poll(self, targets: list[tuple[str, str]]) -> list[Reply]:
         """Read what is new; the replies to send to ``targets`` (notices, health changes)."""
         notices: list[tuple[int, FetchedMail]] = []
+        self.fetched = 0
         try:
             while True:
                 validity, after = await self.storage.mail.cursor()
@@ -76,6 +79,7 @@ class MailInbox:
                     validity, after = await self._first_cursor()
                 validity, batch = await self.email.mailbox.fetch_new(
                     uidvalidity=validity, after_uid=after, limit=BATCH)
+                self.fetched += len(batch)
                 for mail in batch:
                     stored = await self._store(mail)
                     if stored is not None:

@@ -19,6 +19,7 @@ from memory.models import (
     Delivery,
     InboxEvent,
     Job,
+    MailMessage,
     MemoryItem,
     OutboxEntry,
     Plan,
@@ -178,6 +179,11 @@ class ConsoleReads:
         """Events admitted so far per channel."""
         return dict(await self._rows(select(InboxEvent.channel, func.count())
                                      .group_by(InboxEvent.channel)))
+
+    async def last_mail_read(self) -> datetime | None:
+        """When the newest stored mail was read from the server (None: none yet)."""
+        rows = await self._rows(select(func.max(MailMessage.fetched_at)))
+        return rows[0][0] if rows else None
 
     async def last_call_by_connector(self) -> dict[str, datetime]:
         """When each connector was last called (its newest outbox change)."""

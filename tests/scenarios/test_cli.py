@@ -184,6 +184,7 @@ async def test_doctor_checks_the_mail_and_calendar_logins(tmp_path: Path,
     assert good.returncode == 0, good.stdout + good.stderr
     assert "ok  email: logins work" in good.stdout
     assert "ok  calendar: logins work" in good.stdout
+    assert "ok  email: last mail read: none yet" in good.stdout
     config.write_text(config.read_text().replace(f'password = "{mail_rig.users[user]}"',
                                                  'password = "wrong"'))
     bad = await solo("--config", str(config), "doctor", cwd=tmp_path)
