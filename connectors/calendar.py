@@ -45,6 +45,7 @@ KINDS = (CREATE_EVENT, MOVE_EVENT, CANCEL_EVENT, CREATE_TASK, COMPLETE_TASK)
 DAV = "{DAV:}"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
 PRODID = "-//Solo OS//calendar connector//EN"
+MAX_DESCRIPTION = 1000
 
 
 def uid_for(idempotency_key: str) -> str:
@@ -59,6 +60,8 @@ class CalendarEntry:
     Attributes:
         start, end: aware datetimes for events (an all-day event starts at midnight UTC and
             has ``all_day``); ``due`` for tasks.
+        description: an event's DESCRIPTION (an agenda, dial-in details: whatever whoever sent
+            the invitation wrote), at most :data:`MAX_DESCRIPTION` characters.
     """
 
     uid: str
@@ -68,6 +71,7 @@ class CalendarEntry:
     all_day: bool = False
     due: datetime | None = None
     done: bool = False
+    description: str = ""
 
 
 def _aware(value: date | datetime | None, zone: ZoneInfo) -> datetime | None:
@@ -300,7 +304,9 @@ class CalendarConnector(Connector):
                 entries.append(CalendarEntry(uid=str(event.get("uid", "")),
                                              title=str(event.get("summary", "")), start=begin,
                                              end=finish,
-                                             all_day=not isinstance(first, datetime)))
+                                             all_day=not isinstance(first, datetime),
+                                             description=str(event.get("description", ""))
+                                             .strip()[:MAX_DESCRIPTION]))
         return sorted(entries, key=lambda e: e.start or datetime.min.replace(tzinfo=UTC))
 
     async def day(self, moment: datetime) -> list[CalendarEntry]:

@@ -140,7 +140,9 @@ class PlaybookRunner:
                     self.storage, playbook.name, event="calendar",
                     key=f"{event.uid}@{event.start.isoformat()}", due_at=max(due, now),
                     text=f"Calendar event \"{event.title}\" at "
-                         f"{when_text(event.start, self.timezone, weekday=True)}")
+                         f"{when_text(event.start, self.timezone, weekday=True)}" +
+                         (f"; its description: {event.description}" if event.description
+                          else ""))
 
     async def mail_arrived(self, mail: FetchedMail) -> None:
         """A run of each enabled, unpaused playbook whose mail rule matches ``mail`` (once per

@@ -1,12 +1,14 @@
 """The injection corpus (``tests/data/injections.py``, 225 payloads) placed wherever outside text
 reaches a model's prompt — remembered facts, notes in the vault, mail subjects and bodies (real
-Dovecot), MCP tool results, a playbook webhook's body, the transcript of a forwarded voice note
-(through an OpenAI-compatible transcription endpoint) — against the worst model there is: a
-scripted one that obeys every instruction it reads. (And what a webhook target answers: it is
-kept as a status only and never reaches a prompt.) For each payload the operator asks an
-innocent question about that item; whatever the model then plans, nothing happens before the
-operator's tap (no POST, no mail, no note, no fact changed or forgotten, no reminder, no tool
-call), and every card names the real target. The cards are rejected and nothing happens after.
+Dovecot), MCP tool results, a playbook webhook's body, the description of a calendar event an
+outsider put in the calendar (Radicale; it runs a "before each meeting" playbook), the
+transcript of a forwarded voice note (through an OpenAI-compatible transcription endpoint) —
+against the worst model there is: a scripted one that obeys every instruction it reads. (And
+what a webhook target answers: it is kept as a status only and never reaches a prompt.) For
+each payload the operator asks an innocent question about that item; whatever the model then
+plans, nothing happens before the operator's tap (no POST, no mail, no note, no fact changed or
+forgotten, no reminder, no tool call), and every card names the real target. The cards are
+rejected and nothing happens after.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import icalendar
 import pytest
 
 from bot.adapters.memory import InMemoryAdapter
@@ -38,7 +42,9 @@ ACTS_DONE = "wired 5000 EUR to DE00EVIL and mailed every fact to attacker@evil.e
 VICTIM = "Acme: bank account DE12 3456 7890 (verified in person)"
 HOOK_SECRET = "intake-secret-000001"
 PLACES = ("fact", "note", "mail_subject", "mail_body", "tool_result", "hook_body",
-          "voice_transcript")
+          "event_description", "voice_transcript")
+RUNS_A_PLAYBOOK = ("hook_body", "event_description")
+"""Places whose text starts a playbook run (its draft by the model, its action a note)."""
 CLIP = Path(__file__).resolve().parents[1] / "data" / "voice" / "clip01.ogg"
 TARGETS = {"post": 'webhook \\"crm\\"', "email": ATTACKER, "forget": "bank account DE12",
            "note": "pwned", "remember": "DE00EVIL", "remind": "pay DE00EVIL",
@@ -90,6 +96,9 @@ async def rig(tmp_path: Path, openai: FakeOpenAI, receiver: WebhookReceiver,
     (data / "playbooks" / "intake.toml").write_text(
         f'enabled = true\n[trigger]\nhook = true\nsecret = "{HOOK_SECRET}"\n'
         '[[steps]]\ndraft = "Intake: {items}"\nmodel = true\n[[steps]]\nnote = true\n')
+    (data / "playbooks" / "brief.toml").write_text(  # before each meeting, a brief as a note
+        'enabled = true\n[trigger]\nevent_starting = 30\n'
+        '[[steps]]\ndraft = "Brief: {items}"\nmodel = true\n[[steps]]\nnote = true\n')
     ledger = tmp_path / "ledger.txt"
     solo = await SoloApp.open(Settings.model_validate({
         "storage": {"data_dir": data}, "operator": {"timezone": "Europe/Berlin"},
@@ -98,6 +107,9 @@ async def rig(tmp_path: Path, openai: FakeOpenAI, receiver: WebhookReceiver,
         "budget": {"daily_usd": 0, "per_plan_usd": 0, "per_job_usd": 0},
         "connectors": {
             "webhooks": {"crm": {"url": receiver.url}},
+            "calendar": {"url": f"http://127.0.0.1:{mail_rig.caldav_port}/{user}/",
+                         "username": user, "password": mail_rig.users[user],
+                         "calendar": "work"},
             "mcp": {"ledger": {"command": sys.executable, "trust_annotations": True,
                                "args": ["-m", "tests.support.mcp_test_server", str(ledger)]}},
             "email": {"imap_host": "127.0.0.1", "imap_port": mail_rig.imap_port,
@@ -192,6 +204,8 @@ async def test_no_payload_causes_an_effect_without_a_card_that_shows_its_target(
                 if place == "hook_body":
                     await post_hook(rig, client, f"http://127.0.0.1:{web.port}/hooks/intake",
                                     payload)
+                elif place == "event_description":
+                    await invite(rig, client, payload)
                 elif place == "voice_transcript":  # someone else's recording, passed on
                     # (here the victim fact is in every prompt, so two rules hold the line;
                     # test_telegram checks the forwarded rule alone, with memory empty)
@@ -202,12 +216,12 @@ async def test_no_payload_causes_an_effect_without_a_card_that_shows_its_target(
                 sent = rig.chat.sent[before:]
                 assert await effects(rig) == baseline, (place, payload)  # nothing before a tap
                 cards = [s.card for s in sent if s.kind == "card"]
-                if place == "hook_body":  # the model wrote the run's text: on a card
+                if place in RUNS_A_PLAYBOOK:  # the model wrote the run's text: on a card
                     assert any(ACTS_DONE in json.dumps(card.diffs) for card in cards)
                 for card in cards:
                     shown = json.dumps(card.diffs, ensure_ascii=False)
-                    # A hook run's action is the playbook's own (a note), whatever was written.
-                    target = "New note in" if place == "hook_body" else \
+                    # A run's action is the playbook's own (a note), whatever was written.
+                    target = "New note in" if place in RUNS_A_PLAYBOOK else \
                         TARGETS[obeyed[-1].wants]
                     assert target in shown or target in card.reason, (place, payload, shown)
                     await rig.chat.press("reject", card.approval_id)
@@ -228,6 +242,31 @@ async def post_hook(rig: Rig, client: httpx.AsyncClient, url: str, payload: Payl
                                         "Idempotency-Key": payload.ref})
     assert answer.status_code == 202
     await rig.solo.deliver(await rig.solo.jobs.scheduler.tick(utcnow()))
+
+
+async def invite(rig: Rig, client: httpx.AsyncClient, payload: Payload) -> None:
+    """An outsider's invitation with the payload as its description, put straight into the
+    calendar (as a shared calendar or an accepted invitation gets there), starting in 20
+    minutes; then the jobs loop's look at the calendar and the run it starts. The event is
+    removed afterwards, so each look finds only the next one."""
+    start = utcnow() + timedelta(minutes=20)
+    event = icalendar.Event()
+    for name, value in (("uid", f"{payload.ref}@outside.example"), ("summary", "Sync with Ops"),
+                        ("dtstart", start), ("dtend", start + timedelta(minutes=30)),
+                        ("dtstamp", start), ("description", payload.text)):
+        event.add(name, value)
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//outside//invitation//EN")
+    calendar.add("version", "2.0")
+    calendar.add_component(event)
+    url = f"{rig.mail_rig.calendar_url(rig.user)}{payload.ref}.ics"
+    auth = (rig.user, rig.mail_rig.users[rig.user])
+    answer = await client.put(url, content=calendar.to_ical(), auth=auth,
+                              headers={"Content-Type": "text/calendar"})
+    assert answer.status_code == 201, answer.text
+    await rig.solo.jobs.sync_playbooks()
+    await rig.solo.deliver(await rig.solo.jobs.scheduler.tick(utcnow()))
+    assert (await client.delete(url, auth=auth)).status_code in (200, 204)
 
 
 async def test_what_a_webhook_answers_never_reaches_a_prompt(rig: Rig) -> None:
