@@ -18,8 +18,8 @@ from graph.spelling import correct, distance
 from graph.timeparse import cut, parse_when
 
 FILLER = re.compile(
-    r"^(?:(?:um+|uh+|erm*|er+|hmm+|so(?: yeah)?|okay(?: so| um)?|ok|right(?: so)?|well|yeah|just|"
-    r"and|please|pls|hey|hi|hello|thanks|btw|by the way)\b[\s,.!]*)+", re.I)
+    r"^(?:(?:um+|uh+|erm*|er+|hmm+|oh|so(?: yeah)?|okay(?: so| um)?|ok|right(?: so)?|well|yeah|"
+    r"just|and|please|pls|hey|hi|hello|thanks|btw|by the way)\b[\s,.!]*)+", re.I)
 POLITE = re.compile(r"^(?:(?:can|could|would|will) (?:you|i)(?: please)?(?: mind)?|"
                     r"would you mind|do you mind|mind|you can|you must|i want(?: that)? you|"
                     r"i want to|i need to|i need|i want|please you|please to|please)\s+", re.I)
@@ -50,7 +50,14 @@ _OPENINGS: dict[str, list[str]] = {
                  "for the record", "for future reference", "fact", "fyi", "just so you know",
                  "you know", "please you remember that", "remember please",
                  "good to know", "info for you", "heads-up", "heads up", "keep in your memory",
-                 "save in memory", "keep this information", "you must remember"],
+                 "save in memory", "keep this information", "you must remember",
+                 "don't forget", "do not forget", "never forget", "don't lose this",
+                 "do not lose this", "make a mental note", "memorize this", "memorise this",
+                 "memorize", "memorise", "save the fact", "save for later", "keep on file",
+                 "file this away", "hang on to this for me", "hang on to this",
+                 "hold onto this", "hold on to this", "keep this somewhere", "try to retain",
+                 "you should know", "add to what you know", "update what you know",
+                 "fix your memory"],
     "task": ["add a task", "add a to-do", "add to my todo list", "add to my tasks",
              "add to the list", "new task", "task", "to-do", "todo", "create a task to",
              "create a task", "make a task for", "make a to-do to", "put", "add",
@@ -60,8 +67,9 @@ _OPENINGS: dict[str, list[str]] = {
 _SEPARATORS = re.compile(r"^(?:that|saying|:|-|,|about|the note that|a message that|"
                          r"the update that|a note that)\s*", re.I)
 _TAILS = re.compile(r"[\s,]*(?:on my (?:to-?do )?list|to my tasks|to the tasks|in my notes|"
-                    r", (?:remember|keep|save|store|memorize|note) (?:that|it|this)"
-                    r"(?: in mind)?(?: as a fact)?|, (?:add|put) (?:it|in list)"
+                    r", (?:please )?(?:remember|keep|save|store|memori[sz]e|note)"
+                    r"(?: (?:that|it|this))?(?: in (?:mind|memory))?(?: for me)?(?: as a fact)?|"
+                    r", (?:good|worth) (?:to )?remember(?:ing)?|, (?:add|put) (?:it|in list)"
                     r"(?: to my tasks)?)\s*[.!?]?$", re.I)
 
 
@@ -100,6 +108,36 @@ def strip_opening(text: str) -> str:
         previous = text
         text = POLITE.sub("", FILLER.sub("", text.strip()))
     return text
+
+
+def _as_written(text: str, value: str) -> str:
+    """``value``, a slot read from ``text``, in the operator's own words. Readers match openings
+    on text whose first words had command-word typos corrected ("remnid me" → "remind me"); a
+    slot cut from it must not keep a "correction" of what the operator said ("slow day" is not
+    "show day"). The corrected text has the same words, so the slot maps back word by word."""
+    if value.lower() in text.lower():
+        return value
+    plain = strip_opening(text)
+    fixed = _corrected_prefix(plain, words=6)
+    start = fixed.lower().find(value.lower())
+    if start < 0:
+        return value
+    said, read = plain.split(" "), fixed.split(" ")
+
+    def as_said(position: int, *, end: bool) -> int:
+        """``position`` in ``fixed`` as a position in ``plain``."""
+        at = 0
+        for index, word in enumerate(read):
+            if position <= at + len(word) and (end or position < at + len(word) or
+                                               index == len(read) - 1):
+                within = position - at
+                if word != said[index] and within:  # inside a corrected word: all of it
+                    within = len(said[index]) if within >= len(word) or end else 0
+                return sum(len(w) + 1 for w in said[:index]) + min(within, len(said[index]))
+            at += len(word) + 1
+        return len(plain)
+
+    return plain[as_said(start, end=False):as_said(start + len(value), end=True)]
 
 
 def _corrected_prefix(text: str, words: int = 3) -> str:
@@ -181,7 +219,8 @@ class SlotReader:
     def read(self, intent: str, text: str) -> dict[str, Any]:
         """The slots of ``intent`` found in ``text``."""
         reader = getattr(self, f"_{intent}", None)
-        return {k: v for k, v in (reader(text) if reader else {}).items() if v}
+        return {k: _as_written(text, v) if isinstance(v, str) else v
+                for k, v in (reader(text) if reader else {}).items() if v}
 
     def webhook_in(self, text: str) -> str | None:
         """The configured webhook ``text`` names (exactly, or with one typo)."""

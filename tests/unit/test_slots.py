@@ -63,3 +63,17 @@ def test_a_statement_without_a_lead_is_kept_whole() -> None:
     # no keeping word before the comma: the comma is part of what is kept
     said = "Ines, the buyer, prefers calls"
     assert READER.read("remember", said)["text"] == said
+
+
+@pytest.mark.parametrize(("intent", "text", "value"), [
+    ("note", "journal entry: slow day, finished the mockups", "slow day, finished the mockups"),
+    ("note", "slow day, finished the mockups", "slow day, finished the mockups"),
+    ("note", "wirte down slow day at the fair", "slow day at the fair"),
+    ("remember", "remmeber that slow payers get a second reminder",
+     "slow payers get a second reminder"),
+])
+def test_a_word_one_letter_from_a_command_word_stays_as_said(intent: str, text: str,
+                                                              value: str) -> None:
+    """Typos of command words are corrected to find the request's opening ("wirte down"),
+    never in what is kept: "slow" is one letter from "show" and stays "slow"."""
+    assert READER.read(intent, text)["text"] == value
