@@ -114,8 +114,8 @@ class McpServer:
         self._task: asyncio.Task | None = None
         self._scope: anyio.CancelScope | None = None
         self._stopping = False
-        self.started_at = self.connected_at = datetime.now(UTC)
-        """When supervising started; when the current session opened (for the watchdog)."""
+        self.connected_at = datetime.now(UTC)
+        """When the current session opened (before the first: when supervising began)."""
         self.answered_at: datetime | None = None
         """When the server last answered anything (tool list, call, ping)."""
         self.called_at: datetime | None = None
