@@ -8,9 +8,6 @@ with both Slack and Telegram configured.
 2. End to end: 200 ``/note`` DMs at 200/s (200 channels) until every reply was posted; the
    baseline echoes each message.
 
-Solo OS runs three times: as shipped, without group commit, and with each event processed as
-soon as it is admitted even during a burst (what the two measures against slow acks buy).
-
 Usage (from the repository root): python -m bench.slack [--events N]
 """
 
@@ -85,10 +82,8 @@ async def echo_app(n: int) -> tuple[list[float], float]:
         await slack.stop()
 
 
-async def solo_os(n: int, data: Path, group_limit: int = 64,
-                  admits_first: bool = True) -> tuple[list[float], float]:
-    """``group_limit``: the most admits committed together (1: group commit off);
-    ``admits_first``: False to process each event at once even in a burst."""
+async def solo_os(n: int, data: Path, group_limit: int = 64) -> tuple[list[float], float]:
+    """``group_limit``: the most admits committed together (1: group commit off)."""
     slack, receiver = FakeSlack(), WebhookReceiver(delay=1.0)
     await slack.start()
     await receiver.start()
@@ -101,7 +96,6 @@ async def solo_os(n: int, data: Path, group_limit: int = 64,
     app = await SoloApp.open(settings)
     app.storage.db.group_limit = group_limit
     (adapter,) = build_adapters(settings, timezone=app.timezone)
-    adapter._processing.admits_first = admits_first
     await app.add_adapter(adapter)
     url = f"http://127.0.0.1:{adapter.bound_port}/slack/events"
     try:
@@ -152,7 +146,6 @@ async def main(n: int) -> None:
         echo_acks, echo_rate = await echo_app(n)
         solo_acks, solo_rate = await solo_os(n, Path(tmp) / "solo")
         single_acks, single_rate = await solo_os(n, Path(tmp) / "single", group_limit=1)
-        eager_acks, eager_rate = await solo_os(n, Path(tmp) / "eager", admits_first=False)
         rss = await idle_rss(Path(tmp))
     print(f"\nSlack, bursts of {n} signed HTTP requests at {RATE:.0f}/s")
     print(f"{'app':<44}{'ack p50 ms':>11}{'ack p99 ms':>11}{'msg/s':>8}")
@@ -160,9 +153,7 @@ async def main(n: int) -> None:
           f"{statistics.median(echo_acks) * 1e3:>11.1f}{pct(echo_acks, 0.99) * 1e3:>11.1f}"
           f"{echo_rate:>8.1f}")
     for name, acks, rate in (("Solo OS, Approve clicks, connector 1 s", solo_acks, solo_rate),
-                             ("  the same without group commit", single_acks, single_rate),
-                             ("  the same processing during the burst", eager_acks,
-                              eager_rate)):
+                             ("  the same without group commit", single_acks, single_rate)):
         print(f"{name:<44}{statistics.median(acks) * 1e3:>11.1f}{pct(acks, 0.99) * 1e3:>11.1f}"
               f"{rate:>8.1f}")
     print(f"\nack p99 {pct(solo_acks, 0.99) * 1e3:.0f} ms (target ≤ 200 ms; Slack retries after "
@@ -170,9 +161,7 @@ async def main(n: int) -> None:
           f"end-to-end /note {solo_rate:.0f} msg/s = {solo_rate / echo_rate:.2f} × echo; "
           f"without group commit: ack p99 ratio "
           f"{pct(single_acks, 0.99) / pct(echo_acks, 0.99):.2f}, /note "
-          f"{single_rate / echo_rate:.2f} × echo; processing during the burst: ack p99 ratio "
-          f"{pct(eager_acks, 0.99) / pct(echo_acks, 0.99):.2f}, /note "
-          f"{eager_rate / echo_rate:.2f} × echo")
+          f"{single_rate / echo_rate:.2f} × echo")
     print(f"idle solo serve RSS with Slack and Telegram: {rss:.0f} MiB (target ≤ 250 MiB)")
 
 

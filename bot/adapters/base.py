@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import math
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -217,75 +215,23 @@ class ChatAdapter(ABC):
         """Release clients, after the app's delivery queue for this adapter drained."""
 
 
-BURST_QUIET = 0.05
-"""A burst of admits is over once this many seconds pass without a new one."""
-MAX_DEFER = 2.0
-"""The longest a burst holds processing back (platforms want an acknowledgement within
-seconds; the work itself can wait that long)."""
-
-
 class ChatProcessing:
-    """Admits events and runs them in the background: concurrently across chats, in arrival
-    order within one chat (a per-chat lock; asyncio locks are fair, so tasks take turns in
-    order).
-
-    Admits come first: each is what the platform's acknowledgement waits for, and all share
-    the event loop with processing. When admits arrive in a burst (a second one while one is
-    in flight or within :data:`BURST_QUIET` seconds of the last), processing does not start
-    until the burst is over (at most :data:`MAX_DEFER` seconds), so a hundred approvals
-    clicked at once are all acknowledged before their plans compete for the loop. A lone
-    event is processed at once.
+    """Runs admitted events in the background: concurrently across chats, in arrival order
+    within one chat (a per-chat lock; asyncio locks are fair, so tasks take turns in order).
 
     Args:
         while_running: started beside each event's processing and cancelled after it (e.g. a
             typing indicator); receives the chat.
-        admits_first: False: process every event at once, burst or not (``bench/slack.py``
-            measures the difference).
     """
 
-    def __init__(self, *, while_running: Callable[[str], Awaitable[None]] | None = None,
-                 admits_first: bool = True) -> None:
+    def __init__(self, *, while_running: Callable[[str], Awaitable[None]] | None = None) -> None:
         self._while_running = while_running
-        self.admits_first = admits_first
         self._tasks: set[asyncio.Task[None]] = set()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary())
-        self._admitting = 0
-        self._last_admit = -math.inf
-        self._no_burst = asyncio.Event()
-        self._no_burst.set()
-        self._reopen: asyncio.TimerHandle | None = None
-
-    async def admit(self, sink: EventSink, inbound: Inbound) -> None:
-        """Admit ``inbound`` through ``sink`` (return once it is durably recorded) and process
-        it in the background."""
-        now = asyncio.get_running_loop().time()
-        if self.admits_first and (self._admitting or now - self._last_admit < BURST_QUIET):
-            self._no_burst.clear()
-            self._reopen_later()
-        self._admitting += 1
-        self._last_admit = now
-        try:
-            admitted = await sink.admit(inbound)
-        finally:
-            self._admitting -= 1
-            self._last_admit = asyncio.get_running_loop().time()
-        self.spawn(sink, admitted)
-
-    def _reopen_later(self) -> None:
-        if self._reopen is None:
-            self._reopen = asyncio.get_running_loop().call_later(BURST_QUIET, self._end_burst)
-
-    def _end_burst(self) -> None:
-        self._reopen = None
-        if self._admitting or \
-                asyncio.get_running_loop().time() - self._last_admit < BURST_QUIET:
-            self._reopen_later()
-        else:
-            self._no_burst.set()
 
     def spawn(self, sink: EventSink, admitted: Admitted) -> None:
-        """Process ``admitted`` in the background (after a burst of admits, if one is on)."""
+        """Process ``admitted`` in the background."""
         task = asyncio.create_task(self._run(sink, admitted))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -295,11 +241,7 @@ class ChatProcessing:
         lock = self._locks.get(chat)
         if lock is None:
             lock = self._locks[chat] = asyncio.Lock()
-        async with lock:  # taken first: the order within a chat is the lock's, not the gate's
-            if not self._no_burst.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(MAX_DEFER):
-                        await self._no_burst.wait()
+        async with lock:
             beside = (asyncio.create_task(self._while_running(chat))
                       if self._while_running else None)
             try:

@@ -215,7 +215,7 @@ class SlackAdapter(ChatAdapter):
             await session.close()
 
     async def _admit(self, inbound: Inbound) -> None:
-        await self._processing.admit(self._sink, inbound)
+        self._processing.spawn(self._sink, await self._sink.admit(inbound))
 
     @web.middleware
     async def _count_refusals(self, request: web.Request, handler: Any) -> Any:

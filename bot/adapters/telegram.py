@@ -246,7 +246,7 @@ class TelegramAdapter(ChatAdapter):
             return
         if (inbound.attachment or {}).get("kind") == "voice":
             await self.say_transcribing(inbound.chat)
-        await self._processing.admit(self._sink, inbound)
+        self._processing.spawn(self._sink, await self._sink.admit(inbound))
 
     async def _answer(self, callback_query_id: str) -> None:
         try:
