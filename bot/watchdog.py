@@ -29,9 +29,11 @@ PROBE_SECONDS = 15.0
 
 class Watched(Protocol):
     """What the watchdog looks after (a :class:`~bot.adapters.base.ChatAdapter` is one; see
-    there for what each member means). A source may also have ``title`` (how notices name it;
-    default: its name, capitalised) and ``down_notice(problem, last)`` (the notice when it
-    stopped; default: a chat channel's)."""
+    there for what each member means)."""
+
+    @property
+    def title(self) -> str:
+        """How notices name it."""
 
     @property
     def liveness(self) -> Liveness:
@@ -48,6 +50,9 @@ class Watched(Protocol):
 
     def take_incident(self) -> str | None:
         """Something to tell the operator once, found after the fact; None: nothing."""
+
+    def down_notice(self, problem: str, last: str) -> str:
+        """What the operator hears when it stopped (``last``: when it was last heard from)."""
 
 
 class Watchdog:
@@ -80,7 +85,7 @@ class Watchdog:
                 log.exception("watchdog: checking %s failed", name)
 
     async def _check(self, name: str, source: Watched) -> None:
-        title = getattr(source, "title", name.capitalize())
+        title = source.title
         watch = source.watch()
         incident = source.take_incident()
         if incident:
@@ -113,10 +118,7 @@ class Watchdog:
         if problem is not None and name not in self.down:
             self.down[name] = problem
             last = when_text(live.alive_at or live.since, self._timezone)
-            notice = getattr(source, "down_notice", None)
-            await self._tell(name, notice(problem, last) if notice is not None else (
-                f"{title} stopped answering ({problem}); heard from last {last}. "
-                "Reconnecting; until it works, reach me here."))
+            await self._tell(name, source.down_notice(problem, last))
 
     async def _tell(self, channel: str, text: str) -> None:
         """Say ``text`` on every channel but ``channel`` (on it too if it is the only one)."""

@@ -164,6 +164,16 @@ class ChatAdapter(ABC):
         connection found deaf after the fact); None: nothing."""
         return None
 
+    @property
+    def title(self) -> str:
+        """How the watchdog's notices name it ("Telegram")."""
+        return self.name.capitalize()
+
+    def down_notice(self, problem: str, last: str) -> str:
+        """What the operator hears on the other channels when it stopped answering."""
+        return (f"{self.title} stopped answering ({problem}); heard from last {last}. "
+                "Reconnecting; until it works, reach me here.")
+
     @abstractmethod
     async def start(self, sink: EventSink) -> None:
         """Begin receiving events; each is handed to ``sink``."""
