@@ -234,3 +234,11 @@ async def chat(settings: Settings) -> AsyncIterator[InMemoryAdapter]:
     adapter.app = app
     yield adapter
     await app.aclose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The crash campaigns and the injection corpus first (order kept otherwise): they are the
+    longest files, and with the suite spread over cores (``dev.py test``) a long file handed out
+    last would run alone at the end."""
+    items.sort(key=lambda item: not (item.get_closest_marker("crash")
+                                     or item.get_closest_marker("corpus")))

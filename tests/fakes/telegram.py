@@ -47,6 +47,7 @@ class FakeTelegramServer(LoopbackServer):
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)
     webhook: dict[str, Any] = field(default_factory=dict)
     answering: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: bool = False
 
     def __post_init__(self) -> None:
         self.answering.set()
@@ -59,7 +60,8 @@ class FakeTelegramServer(LoopbackServer):
         router.add_get("/file/bot{token}/{path:.*}", self._file)
 
     async def stopping(self) -> None:
-        """Wake pending long polls and hung requests."""
+        """Wake pending long polls (they answer at once from now on) and hung requests."""
+        self._stopping = True
         self._new_update.set()
         self.answering.set()
 
@@ -230,7 +232,7 @@ class FakeTelegramServer(LoopbackServer):
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         timeout = float(params.get("timeout") or 0)
         deadline = time.monotonic() + timeout
-        while not self._updates and time.monotonic() < deadline:
+        while not self._updates and not self._stopping and time.monotonic() < deadline:
             self._new_update.clear()
             try:
                 await asyncio.wait_for(self._new_update.wait(), deadline - time.monotonic())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -64,8 +65,23 @@ def build(ledger: Path) -> MCPServer:
     return server
 
 
+def _exit_with_parent() -> None:
+    """Exit when the process that started this server is gone. A client killed with SIGKILL
+    cannot stop it, and a tool call still sleeping would keep the dead client's inherited
+    stderr open (a test reading that pipe would wait for the sleep to end)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main() -> None:
     """Serve over stdio (or hang forever with ``--hang``)."""
+    _exit_with_parent()
     if "--hang" in sys.argv:
         asyncio.run(asyncio.Event().wait())
     build(Path(sys.argv[1])).run("stdio")
