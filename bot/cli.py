@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from bot.adapters.console import ConsoleAdapter
-from bot.app import SoloApp
+from bot.app import SoloApp, freeze_startup_heap
 from bot.datadir import PRIVATE_UMASK
 from bot.web import WebListener
 from bot.wiring import build_adapters, build_memory, build_understander, open_state, secret_value
@@ -139,6 +139,7 @@ async def run_serve(settings: Settings) -> int:
         scheduler = asyncio.create_task(app.jobs.run())
         watchdog = asyncio.create_task(app.watchdog.run())
         sweeps_task = asyncio.create_task(app.run_sweeps())
+        freeze_startup_heap()
         # Said only once everything is in place: tests (and operators) wait for this line.
         log.info("serving %s", ", ".join(a.name for a in adapters))
         print(f"solo serve: running ({', '.join(a.name for a in adapters)})", file=sys.stderr,
