@@ -26,7 +26,7 @@ from pathlib import Path
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from bot.app import SoloApp
+from bot.app import SoloApp, freeze_startup_heap
 from bot.wiring import build_adapters
 from config import Settings
 from tests.fakes.telegram import FakeTelegramServer
@@ -94,6 +94,7 @@ async def solo_os(n: int, burst: int, data: Path, rate: float,
     app.storage.db.group_limit = group_limit
     for adapter in build_adapters(settings, timezone=app.timezone):
         await app.add_adapter(adapter)
+    freeze_startup_heap()  # as solo serve does once it is ready
     try:
         await measure(server, 10, 20)  # warm-up
         return await measure(server, n, burst)
