@@ -31,6 +31,9 @@ from memory.models import utcnow
 
 log = logging.getLogger(__name__)
 
+FAILURE = ("Something went wrong on my side; it is logged and unfinished work is retried on "
+           "restart. /status shows the state.")
+
 
 def freeze_startup_heap() -> None:
     """Put everything start-up built (modules, the graph, models, settings) out of the garbage
@@ -40,9 +43,6 @@ def freeze_startup_heap() -> None:
     ready; what start-up built lives as long as the process anyway."""
     gc.collect()
     gc.freeze()
-
-FAILURE = ("Something went wrong on my side; it is logged and unfinished work is retried on "
-           "restart. /status shows the state.")
 
 
 class SoloApp:
