@@ -146,46 +146,46 @@ async def idle_rss(data: Path) -> float:
 
 
 async def main(n: int, rounds: int) -> None:
-    echo: list[float] = []
-    solo: list[float] = []
-    single: list[float] = []
-    rates: dict[str, list[float]] = {"echo": [], "solo": [], "single": []}
-    per_round: list[tuple[float, float, float]] = []
+    apps = {"echo": "bolt echo (baseline), message events",
+            "solo": "Solo OS, Approve clicks, connector 1 s",
+            "single": "  the same without group commit"}
+    acks: dict[str, list[float]] = {app: [] for app in apps}
+    rates: dict[str, list[float]] = {app: [] for app in apps}
+    p99s: list[dict[str, float]] = []  # per round
     with tempfile.TemporaryDirectory() as tmp:
         # Rounds interleave the apps, so a slow spell of the machine hits all of them; a p99 of
         # 200 samples is the second-worst answer, so the pooled p99 is the steadier figure.
         for r in range(rounds):
-            echo_acks, rate = await echo_app(n)
-            rates["echo"].append(rate)
-            solo_acks, rate = await solo_os(n, Path(tmp) / f"solo{r}")
-            rates["solo"].append(rate)
-            single_acks, rate = await solo_os(n, Path(tmp) / f"single{r}", group_limit=1)
-            rates["single"].append(rate)
-            echo += echo_acks
-            solo += solo_acks
-            single += single_acks
-            per_round.append((pct(echo_acks, 0.99), pct(solo_acks, 0.99),
-                              pct(single_acks, 0.99)))
+            runs = {"echo": await echo_app(n),
+                    "solo": await solo_os(n, Path(tmp) / f"solo{r}"),
+                    "single": await solo_os(n, Path(tmp) / f"single{r}", group_limit=1)}
+            for app, (answers, rate) in runs.items():
+                acks[app] += answers
+                rates[app].append(rate)
+            p99s.append({app: pct(answers, 0.99) for app, (answers, _) in runs.items()})
         rss = await idle_rss(Path(tmp))
     print(f"\nSlack, {rounds} rounds of bursts of {n} signed HTTP requests at {RATE:.0f}/s")
     print(f"{'app':<44}{'ack p50 ms':>11}{'ack p99 ms':>11}{'msg/s':>8}")
-    rows = (("bolt echo (baseline), message events", echo, rates["echo"]),
-            ("Solo OS, Approve clicks, connector 1 s", solo, rates["solo"]),
-            ("  the same without group commit", single, rates["single"]))
-    for name, acks, rate in rows:
-        print(f"{name:<44}{statistics.median(acks) * 1e3:>11.1f}{pct(acks, 0.99) * 1e3:>11.1f}"
-              f"{statistics.median(rate):>8.1f}")
-    for r, (e, o, g) in enumerate(per_round, 1):
+    for app, name in apps.items():
+        print(f"{name:<44}{statistics.median(acks[app]) * 1e3:>11.1f}"
+              f"{pct(acks[app], 0.99) * 1e3:>11.1f}{statistics.median(rates[app]):>8.1f}")
+    for r, p99 in enumerate(p99s, 1):
+        e, o, g = p99["echo"], p99["solo"], p99["single"]
         print(f"round {r}: ack p99 echo {e * 1e3:.1f} ms, Solo OS {o * 1e3:.0f} ms ({o / e:.1f}×), "
               f"without group commit {g * 1e3:.0f} ms ({g / e:.1f}×)")
-    echo_rate = statistics.median(rates["echo"])
-    print(f"\nack p99 {pct(solo, 0.99) * 1e3:.0f} ms (target ≤ 200 ms; Slack retries after 3 s); "
-          f"ack p99 ratio to echo {pct(solo, 0.99) / pct(echo, 0.99):.2f} pooled, "
-          f"{statistics.median(o / e for e, o, _ in per_round):.2f} median of rounds; "
+
+    def ratio(app: str) -> float:
+        return pct(acks[app], 0.99) / pct(acks["echo"], 0.99)
+
+    def rate_ratio(app: str) -> float:
+        return statistics.median(rates[app]) / statistics.median(rates["echo"])
+
+    print(f"\nack p99 {pct(acks['solo'], 0.99) * 1e3:.0f} ms (target ≤ 200 ms; Slack retries "
+          f"after 3 s); ack p99 ratio to echo {ratio('solo'):.2f} pooled, "
+          f"{statistics.median(p['solo'] / p['echo'] for p in p99s):.2f} median of rounds; "
           f"end-to-end /note {statistics.median(rates['solo']):.0f} msg/s = "
-          f"{statistics.median(rates['solo']) / echo_rate:.2f} × echo; without group commit: "
-          f"ack p99 ratio {pct(single, 0.99) / pct(echo, 0.99):.2f} pooled, /note "
-          f"{statistics.median(rates['single']) / echo_rate:.2f} × echo")
+          f"{rate_ratio('solo'):.2f} × echo; without group commit: ack p99 ratio "
+          f"{ratio('single'):.2f} pooled, /note {rate_ratio('single'):.2f} × echo")
     print(f"idle solo serve RSS with Slack and Telegram: {rss:.0f} MiB (target ≤ 250 MiB)")
 
 
