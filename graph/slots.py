@@ -19,7 +19,8 @@ from graph.timeparse import cut, parse_when
 
 FILLER = re.compile(
     r"^(?:(?:um+|uh+|erm*|er+|hmm+|oh|so(?: yeah)?|okay(?: so| um)?|ok|right(?: so)?|well|yeah|"
-    r"just|and|please|pls|hey|hi|hello|thanks|btw|by the way)\b[\s,.!]*)+", re.I)
+    r"just|and|please|pls|hey|hi|hello|thanks|btw|by the way|actually|(?:no|oh) wait|wait)"
+    r"\b[\s,.!]*)+", re.I)
 POLITE = re.compile(r"^(?:(?:can|could|would|will) (?:you|i)(?: please)?(?: mind)?|"
                     r"would you mind|do you mind|mind|you can|you must|i want(?: that)? you|"
                     r"i want to|i need to|i need|i want|please you|please to|please)\s+", re.I)
@@ -38,7 +39,9 @@ _OPENINGS: dict[str, list[str]] = {
     "note": ["note to self", "quick note", "notes", "note down", "note please", "note",
              "just a note", "a note", "put a note in", "nte", "not",
              "jot this down", "jot down", "write this down for me", "write this down",
-             "write down", "write in notes", "make a quick note", "make a note of",
+             "write down", "write in notes", "write in my notes", "write into my notes",
+             "put it in writing", "put down in writing", "log in my journal",
+             "make a quick note", "make a note of",
              "make a note", "make note for me", "make note", "add a note saying",
              "add a note about", "add a note", "add to my notes", "put in my notes",
              "put note", "put this in my notes", "create a note", "log this", "log it",
@@ -57,20 +60,21 @@ _OPENINGS: dict[str, list[str]] = {
                  "file this away", "hang on to this for me", "hang on to this",
                  "hold onto this", "hold on to this", "keep this somewhere", "try to retain",
                  "you should know", "add to what you know", "update what you know",
-                 "fix your memory"],
+                 "fix your memory", "keep this", "keep", "save"],
     "task": ["add a task", "add a to-do", "add to my todo list", "add to my tasks",
              "add to the list", "new task", "task", "to-do", "todo", "create a task to",
              "create a task", "make a task for", "make a to-do to", "put", "add",
              "write task", "stick it on my to-do list", "add in my tasks", "put in to-do",
-             "add a to-do for", "in my tasks", "i have to do"],
+             "add a to-do for", "in my tasks", "i have to do", "stick"],
 }
 _SEPARATORS = re.compile(r"^(?:that|saying|:|-|,|about|the note that|a message that|"
                          r"the update that|a note that)\s*", re.I)
-_TAILS = re.compile(r"[\s,]*(?:on my (?:to-?do )?list|to my tasks|to the tasks|in my notes|"
-                    r", (?:please )?(?:remember|keep|save|store|memori[sz]e|note)"
+_TAILS = re.compile(r"[\s,]*(?:(?:on|to) (?:my|the) (?:to-?do )?(?:list|tasks)|to the tasks|"
+                    r"in my notes|in (?:your )?memory|"
+                    r", (?:please )?(?:remember|keep|save|store|memori[sz]e|note|update)"
                     r"(?: (?:that|it|this))?(?: in (?:mind|memory))?(?: for me)?(?: as a fact)?|"
                     r", (?:good|worth) (?:to )?remember(?:ing)?|, (?:add|put) (?:it|in list)"
-                    r"(?: to my tasks)?)\s*[.!?]?$", re.I)
+                    r"(?: to my tasks| on (?:the|my) list| as a task)?)\s*[.!?]?$", re.I)
 
 
 CHANGE_EVENT = re.compile(
@@ -156,29 +160,40 @@ def _corrected_prefix(text: str, words: int = 3) -> str:
 _KEEPING = {
     "note": {"note", "notes", "notebook", "journal", "vault", "memo", "jot", "write", "idea",
              "thought", "minutes", "log", "record", "capture", "file", "observation", "scribble",
-             "brainstorm", "entry", "later"},
+             "brainstorm", "entry", "later", "diary"},
     "remember": {"remember", "memorise", "memorize", "memory", "fact", "record", "know", "learn",
                  "mind", "update", "correction", "rule", "reference", "fyi", "btw", "heads",
-                 "info", "information", "save", "store", "note", "mental", "tell"},
+                 "info", "information", "save", "store", "note", "mental", "tell", "keep",
+                 "file", "later", "fix"},
     "task": {"task", "tasks", "todo", "todos", "to-do", "list", "add", "put"},
 }
 _LEAD = re.compile(r"^(?P<lead>(?:[\w'-]+[ ]){0,7}?[\w'-]+)(?:\s*(?::|-|–|,)\s+|\s+that\s+)"
                    r"(?P<rest>\S.*)$", re.S)
+_INFLECTION = re.compile(r"(?:ing|ed|es|e|s)$")
 # "from now on X", "as of this week X": when a fact starts holding is not the fact
 _SINCE = re.compile(r"^(?:from now on|going forward|from today(?: on)?|starting (?:now|today)|"
                     r"as of (?:now|today|this week|this month)|new rule|update|correction)"
                     r"\b[\s,:-]*", re.I)
-# "I need to X", "gotta X": the work is X
-_OBLIGED = re.compile(r"^(?:i\s+)?(?:need to|have to|must|gotta|got to|should)\s+", re.I)
+# "I need to X", "gotta X", "I still have to remember to X": the work is X
+_OBLIGED = re.compile(r"^(?:i\s+)?(?:still\s+)?(?:need to|have to|must|gotta|got to|should)\s+"
+                      r"(?:remember to\s+)?", re.I)
 
 
-def _keeping_lead(text: str, intent: str) -> str | None:
-    """What follows a short opening made of ``intent``'s keeping words, or None."""
+def _stem(word: str) -> str:
+    """``word`` without a common ending, so "telling", "noting" and "filed" count as "tell",
+    "note" and "file"."""
+    return _INFLECTION.sub("", word) if len(word) > 4 else word
+
+
+def _keeping_lead(text: str, intent: str, *, most_words: int = 8) -> str | None:
+    """What follows a short opening (at most ``most_words`` words) with one of ``intent``'s
+    keeping words in it, or None."""
     match = _LEAD.match(text)
     if match is None:
         return None
     words = re.findall(r"[\w'-]+", match["lead"].lower())
-    if any(w in _KEEPING[intent] for w in words):
+    keeping = {_stem(w) for w in _KEEPING[intent]}
+    if len(words) <= most_words and any(_stem(w) in keeping for w in words):
         return match["rest"]
     return None
 
@@ -188,13 +203,17 @@ def after_opening(text: str, openings: Sequence[str], intent: str | None = None)
     comma, dash or "that"; else after the longest known opening."""
     text = _corrected_prefix(strip_opening(text))
     colon = text.find(":")
-    if 0 < colon and len(text[:colon].split()) <= 4:
+    if 0 < colon and len(text[:colon].split()) <= 5:
         return _TAILS.sub("", text[colon + 1:].strip()).strip(" ,.")
     lowered = text.lower()
     for opening in sorted(openings, key=len, reverse=True):
         if lowered.startswith(opening) and (len(lowered) == len(opening)
                                             or not lowered[len(opening)].isalnum()):
             text = text[len(opening):].lstrip(" ,:-")
+            # "remember for later, …", "note an idea, …", "store the fact that …": the
+            # opening goes on for a few words
+            if intent and (rest := _keeping_lead(text, intent, most_words=4)) is not None:
+                text = rest
             break
     else:
         rest = _keeping_lead(text, intent) if intent else None
@@ -259,7 +278,7 @@ class SlotReader:
         match = re.match(r"^(?:i need to )?(?P<t>.+?),? (?:add it to my tasks|put in list)$",
                          body, re.I)
         if match:
-            return {"text": match["t"]}
+            return {"text": after_opening(match["t"], _OPENINGS["task"], "task")}
         said = _TASK_LEAD.sub("", after_opening(text, _OPENINGS["task"], "task"))
         said = _TAILS.sub("", re.sub(r"^to\s+", "", said))
         return {"text": _OBLIGED.sub("", said) or said}
@@ -314,7 +333,11 @@ class SlotReader:
                       body, flags=re.I)
         body = re.sub(r"\s+please$", "", body, flags=re.I)
         query = re.sub(
-            r"^(?:i (?:can't|cannot|don't|do not) remember|i (?:forgot|forget|lost)|"
+            r"^(?:is there anything in (?:memory|my notes) (?:about|on)|anything (?:stored|saved) "
+            r"(?:about|on)|what have i (?:saved|stored|got) (?:about|on)|check my notes for|"
+            r"tell me (?:what you know|everything) (?:about|on)|give me the facts (?:about|on)|"
+            r"fill me in on|what's in my notes (?:about|on)|have we got notes on|where's|who was|"
+            r"i (?:can't|cannot|don't|do not) remember|i (?:forgot|forget|lost)|"
             r"remind me of|tell me about|(?:info|details|information) on|anything about|"
             r"what's the story with|what have we got (?:about|on)|"
             r"what do (?:i|we|you) (?:know|have) (?:about|on)|what have i got on|"
@@ -352,17 +375,26 @@ class SlotReader:
     def _email(self, text: str) -> dict[str, Any]:
         address = EMAIL.search(text)
         slots: dict[str, Any] = {"to": address[0] if address else None}
+        # an unquoted subject runs to a comma, a colon or the word that starts the body
         subject = re.search(r"\b(?:subject:?|titled|with the subject|with subject)\s+"
-                            r"(?:[\"“](?P<q>[^\"”]+)[\"”]|(?P<w>[\w-]+))", text, re.I)
+                            r"(?:[\"“](?P<q>[^\"”]+)[\"”]|(?P<w>[\w-]+(?:\s+(?!(?:saying|that|"
+                            r"about|and|with|body|text|asking)\b)[\w-]+)*))", text, re.I)
         if subject:
             slots["subject"] = subject["q"] or subject["w"]
-        body = re.search(r"(?:\b(?:that|saying|body:|text:)|:)\s*(?P<t>.+)$",
-                         text[address.end():] if address else text, re.I)
+        after = text[address.end():] if address else text
+        body = re.search(r"(?:\b(?:that|saying|body:|text:)|:)\s*(?P<t>.+)$", after, re.I)
+        asking = re.search(r"\b(?P<t>asking\s.+)$", after, re.I)
+        rest = after.strip(" ,.")
         if body:
             slots["text"] = body["t"].strip()
+        elif asking:  # "email Petra asking for the forms": the request is the body
+            slots["text"] = asking["t"].strip()
         elif not address:
             about = re.search(r"\babout\s+(?P<t>.+)$", text, re.I)
             slots["text"] = about["t"].strip() if about else None
+        elif not subject and len(rest.split()) >= 2 and not re.match(
+                r"(?:with|about|subject|titled|a line)\b", rest, re.I):
+            slots["text"] = rest  # "email paolo@winery.it the new dates"
         return slots
 
     def _reply(self, text: str) -> dict[str, Any]:
@@ -371,7 +403,9 @@ class SlotReader:
                           r"(?:mail|email|message|#)?\s*#?(?P<id>\d{1,6})\b", body, re.I)
         slots: dict[str, Any] = {"id": ident["id"] if ident else None}
         rest = body[ident.end():] if ident else body
-        said = re.search(r"(?:\b(?:saying|that|with)\b|:|-|,)\s*(?P<t>.+)$", rest, re.I)
+        # "that" opens what to say, unless it points at the mail ("reply to that email: …")
+        said = re.search(r"(?:\b(?:saying|that(?!\s+(?:e-?mail|mail|message|last|latest|one)\b)|"
+                         r"with)\b|:|-|,)\s*(?P<t>.+)$", rest, re.I)
         if said:
             slots["text"] = said["t"].strip()
         elif ident:

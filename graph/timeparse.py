@@ -34,9 +34,14 @@ _DAY = re.compile(r"\b(?:(?P<every>every|each|weekly on)\s+|(?:on\s+)?(?P<next>n
 _DAILY = re.compile(r"\b(?:every ?day|each day|daily|every (?=morning|evening|afternoon))\b",
                     re.I)
 _LATE_PART = re.compile(r"\b(?:evening|tonight|afternoon)\b", re.I)
+HOURS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+         "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
+_SPOKEN_HOUR = "|".join(HOURS)
+# "at 3pm", "at 9", "14:30", and as said aloud: "at nine", "9 o'clock", "at ten o'clock"
 _CLOCK = re.compile(r"\b(?:at\s+)?(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ampm>am|pm|a\.m\.|p\.m\.)"
-                    r"|\bat\s+(?P<h2>\d{1,2})(?::(?P<m2>\d{2}))?\b|\b(?P<h3>\d{1,2}):(?P<m3>\d{2})\b",
-                    re.I)
+                    r"|\b(?:at\s+)?(?P<h4>\d{1,2}|" + _SPOKEN_HOUR + r")\s+o'?clock\b"
+                    r"|\bat\s+(?P<h2>\d{1,2}|" + _SPOKEN_HOUR + r")(?::(?P<m2>\d{2}))?\b"
+                    r"|\b(?P<h3>\d{1,2}):(?P<m3>\d{2})\b", re.I)
 _PART = re.compile(r"\b(?:in\s+the\s+|this\s+|at\s+)?(?P<part>morning|noon|lunchtime|afternoon|"
                    r"evening|tonight|midnight)\b", re.I)
 
@@ -70,6 +75,7 @@ def parse_when(text: str, *, now: datetime) -> When | None:
     spans: list[tuple[int, int]] = []
     day = None
     repeat = None
+    today_if_ahead = False  # "every Sunday at 8pm" said on a Sunday morning starts tonight
     if match := _DATE.search(text):
         day = datetime.fromisoformat(match["iso"]).date()
         spans.append(match.span())
@@ -82,13 +88,15 @@ def parse_when(text: str, *, now: datetime) -> When | None:
             day = now.date() + timedelta(days=1)
         else:
             ahead = (WEEKDAYS.index(word) - now.weekday()) % 7
-            if ahead == 0 or match["next"]:
+            today_if_ahead = ahead == 0 and bool(match["every"])
+            if (ahead == 0 and not today_if_ahead) or match["next"]:
                 ahead = ahead or 7
             day = now.date() + timedelta(days=ahead)
             repeat = "weekly" if match["every"] else None
     clock = None
     if match := _CLOCK.search(text):
-        hour = int(match["h"] or match["h2"] or match["h3"])
+        said = (match["h"] or match["h2"] or match["h3"] or match["h4"]).lower()
+        hour = HOURS.get(said) or int(said)
         minute = int(match["m"] or match["m2"] or match["m3"] or 0)
         ampm = (match["ampm"] or "").lower().replace(".", "")
         if ampm == "pm" and hour < 12:
@@ -97,7 +105,7 @@ def parse_when(text: str, *, now: datetime) -> When | None:
             hour = 0
         elif not ampm and hour < 12 and _LATE_PART.search(text):
             hour += 12  # "this evening at 8" is 20:00
-        elif not ampm and match["h2"] and 1 <= hour <= 6:
+        elif not ampm and (match["h2"] or match["h4"]) and 1 <= hour <= 6:
             hour += 12  # "at 3" during the working day means 15:00
         if hour < 24 and minute < 60:
             clock = time(hour, minute)
@@ -118,6 +126,8 @@ def parse_when(text: str, *, now: datetime) -> When | None:
         if datetime.combine(day, clock, tz) <= now:
             day += timedelta(days=1)
     at = datetime.combine(day, clock or time(9), tz)
+    if today_if_ahead and at <= now:
+        at = datetime.combine(day + timedelta(days=7), clock or time(9), tz)
     return When(at, tuple(sorted(set(spans))), repeat)
 
 

@@ -38,6 +38,22 @@ READER = SlotReader(webhooks=["crm"], now=lambda: NOW)
     ("reply", "write back to Ines sounds great", "text", "sounds great"),
     ("reply", "answer the last mail yes we can", "text", "yes we can"),
     ("reply", "re: 42 will do", "id", "42"),
+    # "that" pointing at the mail is not what to say
+    ("reply", "reply to that message: works for me", "text", "works for me"),
+    # the opening goes on for a few words, in any inflection
+    ("remember", "store the fact that the kiln is gas-fired", "text", "the kiln is gas-fired"),
+    ("remember", "just telling you, the cleaner has a key", "text", "the cleaner has a key"),
+    ("remember", "no wait, the kiln is electric", "text", "the kiln is electric"),
+    ("note", "note a thought, a stall at the flea market", "text", "a stall at the flea market"),
+    # the list it goes on is not part of the work
+    ("task", "stick water the ferns on the todo list", "text", "water the ferns"),
+    ("task", "I still need to book the van, add it as a task", "text", "book the van"),
+    # a subject of several words ends where the body starts
+    ("email", "mail ines@lumen.studio with subject Spring prices saying see attached",
+     "subject", "Spring prices"),
+    ("email", "email ines@lumen.studio asking for the spring prices", "text",
+     "asking for the spring prices"),
+    ("email", "email ines@lumen.studio the spring prices", "text", "the spring prices"),
 ])
 def test_the_request_around_the_words_is_left_out(intent: str, text: str, slot: str,
                                                   value: str) -> None:
@@ -77,3 +93,17 @@ def test_a_word_one_letter_from_a_command_word_stays_as_said(intent: str, text: 
     """Typos of command words are corrected to find the request's opening ("wirte down"),
     never in what is kept: "slow" is one letter from "show" and stays "slow"."""
     assert READER.read(intent, text)["text"] == value
+
+
+@pytest.mark.parametrize(("text", "when", "rest"), [
+    ("remind me tomorrow at nine to call Ines", "2026-11-23T09:00:00+01:00", "call Ines"),
+    ("remind me tomorrow 10 o'clock about the kiln", "2026-11-23T10:00:00+01:00", "the kiln"),
+    # said on a Sunday morning: the first Sunday evening is tonight, the first morning next week
+    ("every sunday at 8pm remind me to plan the week", "2026-11-22T20:00:00+01:00",
+     "plan the week"),
+    ("every sunday at 8am remind me to plan the week", "2026-11-29T08:00:00+01:00",
+     "plan the week"),
+])
+def test_spoken_and_repeating_times(text: str, when: str, rest: str) -> None:
+    slots = READER.read("remind", text)
+    assert (slots["when"], slots["text"]) == (when, rest)
