@@ -33,6 +33,14 @@ LABELLED = re.compile(r"^\s*(?P<label>note|notes|note to self|quick note|reminde
 RECURRING_WORK = re.compile(
     r"^\W*(?:every|each)\b(?!.*\bremind)(?=.*\b(?:draft|send|e-?mail|post|write|compile|"
     r"collect|summari[sz]e|review|digest|report|note)\b)", re.I)
+# "please remember Ines only reads mail in the morning", "memorise that …", "never forget …":
+# the operator said in so many words to keep a statement. Not "remember to …" (a reminder),
+# "remember me …", "remember when/what …", nor a question ("can you remember the code?").
+KEEP_THIS = re.compile(
+    r"^(?:please\s+|would you\s+(?:please\s+)?)?(?:remember|memori[sz]e|never forget|"
+    r"make a mental note|bear in mind|keep in mind|store the fact|file away)\b"
+    r"(?:[\s,:]+(?:this|that|for me|please|for later))*[\s,:]+"
+    r"(?!(?:to|me|when|how|what|who|where|if|whether|why)\b)\S[^?]*$", re.I)
 STRICTER = {"remember": 0.6}
 """A plain statement ("the printer in Kreuzberg is cheap") reads much like a fact to keep, and
 a kept fact runs at once: without a clear lead it asks first."""
@@ -115,6 +123,9 @@ class LocalUnderstander:
         if labelled:
             name = LABELS[labelled["label"].lower()]
             return Intent(name, self.slots(name, request), 0.99)
+        if KEEP_THIS.match(strip_opening(request)) and not re.match(
+                r"^\s*(?:can|could|do|did|will)\s+you\b", request, re.I):
+            return Intent("remember", self.slots("remember", request), 0.95)
         if RECURRING_WORK.match(request):  # "every friday at 4pm draft …": a playbook
             return Intent("playbook", {"text": request}, 0.95)
         name, confidence, runner_up, second = self.classify(request)

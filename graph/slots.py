@@ -23,7 +23,8 @@ FILLER = re.compile(
     r"\b[\s,.!]*)+", re.I)
 POLITE = re.compile(r"^(?:(?:can|could|would|will) (?:you|i)(?: please)?(?: mind)?|"
                     r"would you mind|do you mind|mind|you can|you must|i want(?: that)? you|"
-                    r"i want to|i need to|i need|i want|please you|please to|please)\s+", re.I)
+                    r"i want to|i need to|i need|i want|please you|please to|please|kindly|"
+                    r"i'd like you to|i'd like|make sure you|try to)\s+", re.I)
 ITEM_ID = re.compile(r"(?<![\w:])(f[0-9a-f]{7}|note:\S+\.md|audit:\d+|turn:\S+|summary:\S+)\b",
                      re.I)
 PLAN_ID = re.compile(r"(?<![\w-])(p[0-9a-f]{6,20}|r[0-9a-f]{9})\b")
@@ -60,16 +61,19 @@ _OPENINGS: dict[str, list[str]] = {
                  "file this away", "hang on to this for me", "hang on to this",
                  "hold onto this", "hold on to this", "keep this somewhere", "try to retain",
                  "you should know", "add to what you know", "update what you know",
-                 "fix your memory", "keep this", "keep", "save"],
+                 "fix your memory", "keep this", "keep", "save", "retain"],
     "task": ["add a task", "add a to-do", "add to my todo list", "add to my tasks",
              "add to the list", "new task", "task", "to-do", "todo", "create a task to",
              "create a task", "make a task for", "make a to-do to", "put", "add",
              "write task", "stick it on my to-do list", "add in my tasks", "put in to-do",
              "add a to-do for", "in my tasks", "i have to do", "stick"],
 }
-_SEPARATORS = re.compile(r"^(?:that|saying|:|-|,|about|the note that|a message that|"
-                         r"the update that|a note that)\s*", re.I)
-_TAILS = re.compile(r"[\s,]*(?:(?:on|to) (?:my|the) (?:to-?do )?(?:list|tasks)|to the tasks|"
+# between the opening and the words: "note for me please the van …", "a note please, …",
+# "task for tomorrow, …"
+_SEPARATORS = re.compile(r"^(?:(?:that|saying|:|-|,|about|the note that|a message that|"
+                         r"the update that|a note that|please|for me|for (?:today|tomorrow),)"
+                         r"(?:\s+|(?=[,:])|$))+", re.I)
+_TAILS = re.compile(r"[\s,]*(?:(?:on|to) (?:my|the) (?:to-?do )?(?:list|tasks|chores)|to the tasks|"
                     r"in my notes|in (?:your )?memory|"
                     r", (?:please )?(?:remember|keep|save|store|memori[sz]e|note|update)"
                     r"(?: (?:that|it|this))?(?: in (?:mind|memory))?(?: for me)?(?: as a fact)?|"
@@ -97,7 +101,7 @@ _REPLY_TARGET = re.compile(
     r"\s+(?P<t>\S.*)$", re.I)
 _TASK_LEAD = re.compile(
     r"^(?:(?:put|add|make|create|new)\s+)?(?:(?:a|the|in my|on my|to my)\s+)?"
-    r"(?:task|todo|to-do)s?\b(?:\s+list)?(?:\s+(?:for|to)\b|\s*:)?\s*", re.I)
+    r"(?:task|todo|to-do|chore|list)s?\b(?:\s+list)?(?:\s+(?:for|to)\b|\s*:)?\s*", re.I)
 _TASK_ADD = re.compile(r"^(?:add|new|put|create|make|stick|task:|to-?do:|todo:)\b")
 _TASK_LIST = re.compile(r"^(?:show|list|what|which|my|tasks\b)|\b(?:open tasks|still have to do)\b")
 _TASK_DONE = re.compile(r"\b(?:mark(?:ed)?|tick(?:ed)? (?:it )?off|check(?:ed)? (?:it )?off|"
@@ -223,6 +227,38 @@ def after_opening(text: str, openings: Sequence[str], intent: str | None = None)
     return _TAILS.sub("", text).strip(" ,.")
 
 
+_REQUEST_VERBS = {
+    "note": r"note|jot|write|scribble|add|make a note|put|log|record",
+    "remember": r"remember|keep|store|save|memori[sz]e|don't forget|bear in mind",
+    "task": r"add|put|new task|new to-?do|task|to-?do|create|make a task|i need a task",
+    "remind": r"remind|ping me|nudge me|set (?:a|me a) reminder",
+    "reply": r"reply|answer|respond|write back|get back",
+    "send": r"tell|let|post|send|update|notify|push|inform",
+    "event": r"book|schedule|set up|put|add|block|move|cancel|reschedule",
+    "playbook": r"run|start|kick off|pause|resume|stop|show|trigger|execute",
+}
+"""The words a request opens with, per intent, for finding it after a preamble."""
+_PREAMBLE = {intent: re.compile(
+    rf"^(?P<pre>.+?)(?:,\s+|\s+so\s+)(?P<request>(?:please\s+|can you\s+|could you\s+)?"
+    rf"(?:{verbs})\b.*)$", re.I | re.S) for intent, verbs in _REQUEST_VERBS.items()}
+
+
+def _without_preamble(intent: str, text: str) -> str:
+    """The request, when the message sets the scene first ("Dana needs the files by friday,
+    remind me thursday at 4 to send them"): its time, id and words are in the request, not in
+    the scene. A message that opens with the request is left as it is."""
+    pattern = _PREAMBLE.get(intent)
+    said = strip_opening(text)
+    if pattern is None or re.match(rf"(?:{_REQUEST_VERBS[intent]})\b", said, re.I):
+        return text
+    match = pattern.match(said)
+    if match is None or re.match(rf"(?:{_REQUEST_VERBS[intent]})\s+(?:it|that|this|them)\b"
+                                 r"(?:\s+\S+){0,3}\s*[.!]?$", match["request"], re.I) \
+            or not _TAILS.sub("", ", " + match["request"]).strip():
+        return text  # "…, keep that in mind", "…, add it as a task": the scene is the words
+    return match["request"]
+
+
 class SlotReader:
     """Reads slots per intent.
 
@@ -238,8 +274,13 @@ class SlotReader:
     def read(self, intent: str, text: str) -> dict[str, Any]:
         """The slots of ``intent`` found in ``text``."""
         reader = getattr(self, f"_{intent}", None)
+        if reader is None:
+            return {}
+        slots = reader(_without_preamble(intent, text))
+        if not slots.get("text") and "text" in reader(text):  # the scene was the words
+            slots = reader(text)
         return {k: _as_written(text, v) if isinstance(v, str) else v
-                for k, v in (reader(text) if reader else {}).items() if v}
+                for k, v in slots.items() if v}
 
     def webhook_in(self, text: str) -> str | None:
         """The configured webhook ``text`` names (exactly, or with one typo)."""

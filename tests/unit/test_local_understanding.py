@@ -151,3 +151,22 @@ async def test_greetings_and_thanks_are_small_talk_never_a_guess(text: str) -> N
                                               ("note: hi", "note")])
 async def test_a_request_after_a_greeting_is_still_the_request(text: str, intent: str) -> None:
     assert (await understander().understand(text)).name == intent
+
+
+@pytest.mark.parametrize(("text", "fact"), [
+    ("please remember the kiln takes four hours to cool", "the kiln takes four hours to cool"),
+    ("never forget that the glaze supplier closes in August",
+     "the glaze supplier closes in August"),
+    ("um memorise this: the spare key is under the pot", "the spare key is under the pot"),
+])
+async def test_saying_remember_in_so_many_words_keeps_the_statement(text: str, fact: str) -> None:
+    said = await understander().understand(text)
+    assert (said.name, said.slots.get("text")) == ("remember", fact)
+
+
+@pytest.mark.parametrize("text", ["remember to call the glaze supplier tomorrow at 9",
+                                  "can you remember the alarm code?",
+                                  "do you remember what the glaze supplier charges",
+                                  "remember when the kiln broke?"])
+async def test_remember_that_asks_or_schedules_is_not_a_statement_to_keep(text: str) -> None:
+    assert (await understander().understand(text)).name != "remember"

@@ -45,7 +45,13 @@ READER = SlotReader(webhooks=["crm"], now=lambda: NOW)
     ("remember", "just telling you, the cleaner has a key", "text", "the cleaner has a key"),
     ("remember", "no wait, the kiln is electric", "text", "the kiln is electric"),
     ("note", "note a thought, a stall at the flea market", "text", "a stall at the flea market"),
+    # politeness and asides between the request and the words
+    ("note", "I'd like a note saying the glaze batch failed", "text", "the glaze batch failed"),
+    ("note", "note for me please the kiln is fixed", "text", "the kiln is fixed"),
+    ("task", "new task please, sweep the yard", "text", "sweep the yard"),
+    ("remember", "make sure you remember the yard gate sticks", "text", "the yard gate sticks"),
     # the list it goes on is not part of the work
+    ("task", "add sweep the yard to my chores", "text", "sweep the yard"),
     ("task", "stick water the ferns on the todo list", "text", "water the ferns"),
     ("task", "I still need to book the van, add it as a task", "text", "book the van"),
     # a subject of several words ends where the body starts
@@ -107,3 +113,21 @@ def test_a_word_one_letter_from_a_command_word_stays_as_said(intent: str, text: 
 def test_spoken_and_repeating_times(text: str, when: str, rest: str) -> None:
     slots = READER.read("remind", text)
     assert (slots["when"], slots["text"]) == (when, rest)
+
+
+@pytest.mark.parametrize(("intent", "text", "slots"), [
+    # the scene first, then the request: its time and id are in the request
+    ("remind", "the glaze order ships friday, remind me thursday at 4 to check it",
+     {"when": "2026-11-26T16:00:00+01:00", "text": "check it"}),
+    ("remind", "the kiln cools by 3 so remind me at 2:45 to open the vents",
+     {"when": "2026-11-22T14:45:00+01:00", "text": "open the vents"}),
+    ("reply", "Ines wants a date, answer 7 that monday works", {"id": "7", "text": "monday works"}),
+    ("note", "back from the fair, note that the blue mugs sold out",
+     {"text": "the blue mugs sold out"}),
+    # a request that points back at the scene keeps the scene as its words
+    ("remember", "the kiln needs 4 hours to cool, keep that in mind",
+     {"text": "the kiln needs 4 hours to cool"}),
+])
+def test_a_request_after_a_preamble(intent: str, text: str, slots: dict[str, str]) -> None:
+    got = READER.read(intent, text)
+    assert {k: got.get(k) for k in slots} == slots
