@@ -276,9 +276,10 @@ class SlotReader:
         reader = getattr(self, f"_{intent}", None)
         if reader is None:
             return {}
-        slots = reader(_without_preamble(intent, text))
-        if not slots.get("text") and "text" in reader(text):  # the scene was the words
-            slots = reader(text)
+        request = _without_preamble(intent, text)
+        slots = reader(request)
+        if request != text and not slots.get("text") and reader(text).get("text"):
+            slots = reader(text)  # nothing to write after the scene: the scene was the words
         return {k: _as_written(text, v) if isinstance(v, str) else v
                 for k, v in slots.items() if v}
 

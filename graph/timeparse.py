@@ -40,7 +40,8 @@ _SPOKEN_HOUR = "|".join(HOURS)
 # "at 3pm", "at 9", "14:30", and as said aloud: "at nine", "9 o'clock", "at ten o'clock"
 _CLOCK = re.compile(r"\b(?:at\s+)?(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ampm>am|pm|a\.m\.|p\.m\.)"
                     r"|\b(?:at\s+)?(?P<h4>\d{1,2}|" + _SPOKEN_HOUR + r")\s+o'?clock\b"
-                    r"|\bat\s+(?P<h2>\d{1,2}|" + _SPOKEN_HOUR + r")(?::(?P<m2>\d{2}))?\b"
+                    r"|\bat\s+(?P<h2>\d{1,2}|(?:" + _SPOKEN_HOUR + r")(?!\s+(?:of|point|go|time|"
+                    r"another|stage|with|end|or)\b))(?::(?P<m2>\d{2}))?\b"
                     r"|\b(?P<h3>\d{1,2}):(?P<m3>\d{2})\b", re.I)
 _PART = re.compile(r"\b(?:in\s+the\s+|this\s+|at\s+)?(?P<part>morning|noon|lunchtime|afternoon|"
                    r"evening|tonight|midnight)\b", re.I)

@@ -89,6 +89,10 @@ async def test_phrasing_it_was_not_trained_on() -> None:
     ("2026-12-01 14:30 dentist", "2026-12-01T14:30:00+01:00", "dentist"),
     ("tonight take out the trash", "2026-11-22T20:00:00+01:00", "take out the trash"),
     ("call Bob on December 3rd", "2026-12-03T09:00:00+01:00", "call Bob"),
+    ("tomorrow at nine call Ines", "2026-11-23T09:00:00+01:00", "call Ines"),
+    # "at one of the …" is a place, not one o'clock
+    ("tomorrow meet at one of the cafés", "2026-11-23T09:00:00+01:00",
+     "meet at one of the cafés"),
 ])
 def test_time_expressions(text: str, when: str, rest: str) -> None:
     found = parse_when(text, now=NOW)
