@@ -20,6 +20,7 @@ from langchain_core.embeddings import Embeddings
 
 from graph.intent_model import IntentModel, corpus_hash, features
 from graph.slots import CHANGE_EVENT, SlotReader, strip_opening
+from graph.timeparse import parse_when
 from graph.understanding import EFFECTFUL, Intent, parse_command
 
 CHAT = ("smalltalk", "unknown")
@@ -35,12 +36,14 @@ RECURRING_WORK = re.compile(
     r"collect|summari[sz]e|review|digest|report|note)\b)", re.I)
 # "please remember Ines only reads mail in the morning", "memorise that …", "never forget …":
 # the operator said in so many words to keep a statement. Not "remember to …" (a reminder),
-# "remember me …", "remember when/what …", nor a question ("can you remember the code?").
+# "remember me …", "remember when/what …", nor a question ("can you remember the code?"); and
+# only a statement of three words or more with no time in it ("remember the milk", "remember
+# the dentist tomorrow" are left to the classifier: they read as reminders).
 KEEP_THIS = re.compile(
     r"^(?:please\s+|would you\s+(?:please\s+)?)?(?:remember|memori[sz]e|never forget|"
     r"make a mental note|bear in mind|keep in mind|store the fact|file away)\b"
     r"(?:[\s,:]+(?:this|that|for me|please|for later))*[\s,:]+"
-    r"(?!(?:to|me|when|how|what|who|where|if|whether|why)\b)\S[^?]*$", re.I)
+    r"(?!(?:to|me|when|how|what|who|where|if|whether|why)\b)\S+(?:\s+\S+){2,}[^?]*$", re.I)
 STRICTER = {"remember": 0.6}
 """A plain statement ("the printer in Kreuzberg is cheap") reads much like a fact to keep, and
 a kept fact runs at once: without a clear lead it asks first."""
@@ -124,7 +127,8 @@ class LocalUnderstander:
             name = LABELS[labelled["label"].lower()]
             return Intent(name, self.slots(name, request), 0.99)
         if KEEP_THIS.match(strip_opening(request)) and not re.match(
-                r"^\s*(?:can|could|do|did|will)\s+you\b", request, re.I):
+                r"^\s*(?:can|could|do|did|will)\s+you\b", request, re.I) \
+                and parse_when(request, now=self._now()) is None:
             return Intent("remember", self.slots("remember", request), 0.95)
         if RECURRING_WORK.match(request):  # "every friday at 4pm draft …": a playbook
             return Intent("playbook", {"text": request}, 0.95)

@@ -171,6 +171,7 @@ async def test_saying_remember_in_so_many_words_keeps_the_statement(text: str, f
 @pytest.mark.parametrize("text", ["remember to call the glaze supplier tomorrow at 9",
                                   "can you remember the alarm code?",
                                   "do you remember what the glaze supplier charges",
-                                  "remember when the kiln broke?"])
+                                  "remember when the kiln broke?",
+                                  "remember the dentist tomorrow at 9"])
 async def test_remember_that_asks_or_schedules_is_not_a_statement_to_keep(text: str) -> None:
     assert (await understander().understand(text)).name != "remember"
