@@ -44,6 +44,7 @@ KEEP_THIS = re.compile(
     r"make a mental note|bear in mind|keep in mind|store the fact|file away)\b"
     r"(?:[\s,:]+(?:this|that|for me|please|for later))*[\s,:]+"
     r"(?!(?:to|me|when|how|what|who|where|if|whether|why)\b)\S+(?:\s+\S+){2,}[^?]*$", re.I)
+_ASKS_ME = re.compile(r"^\s*(?:can|could|do|did|will)\s+you\b", re.I)
 STRICTER = {"remember": 0.6}
 """A plain statement ("the printer in Kreuzberg is cheap") reads much like a fact to keep, and
 a kept fact runs at once: without a clear lead it asks first."""
@@ -126,8 +127,7 @@ class LocalUnderstander:
         if labelled:
             name = LABELS[labelled["label"].lower()]
             return Intent(name, self.slots(name, request), 0.99)
-        if KEEP_THIS.match(strip_opening(request)) and not re.match(
-                r"^\s*(?:can|could|do|did|will)\s+you\b", request, re.I) \
+        if KEEP_THIS.match(strip_opening(request)) and not _ASKS_ME.match(request) \
                 and parse_when(request, now=self._now()) is None:
             return Intent("remember", self.slots("remember", request), 0.95)
         if RECURRING_WORK.match(request):  # "every friday at 4pm draft …": a playbook

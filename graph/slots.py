@@ -238,22 +238,28 @@ _REQUEST_VERBS = {
     "playbook": r"run|start|kick off|pause|resume|stop|show|trigger|execute",
 }
 """The words a request opens with, per intent, for finding it after a preamble."""
+_OPENS_WITH_REQUEST = {intent: re.compile(rf"(?:{verbs})\b", re.I)
+                       for intent, verbs in _REQUEST_VERBS.items()}
 _PREAMBLE = {intent: re.compile(
     rf"^(?P<pre>.+?)(?:,\s+|\s+so\s+)(?P<request>(?:please\s+|can you\s+|could you\s+)?"
     rf"(?:{verbs})\b.*)$", re.I | re.S) for intent, verbs in _REQUEST_VERBS.items()}
+_POINTS_BACK = {intent: re.compile(
+    rf"(?:{verbs})\s+(?:it|that|this|them)\b(?:\s+\S+){{0,3}}\s*[.!]?$", re.I)
+    for intent, verbs in _REQUEST_VERBS.items()}
+"""A request that only points back at the scene: "keep that in mind", "add it as a task"."""
 
 
 def _without_preamble(intent: str, text: str) -> str:
     """The request, when the message sets the scene first ("Dana needs the files by friday,
     remind me thursday at 4 to send them"): its time, id and words are in the request, not in
     the scene. A message that opens with the request is left as it is."""
-    pattern = _PREAMBLE.get(intent)
-    said = strip_opening(text)
-    if pattern is None or re.match(rf"(?:{_REQUEST_VERBS[intent]})\b", said, re.I):
+    if intent not in _REQUEST_VERBS:
         return text
-    match = pattern.match(said)
-    if match is None or re.match(rf"(?:{_REQUEST_VERBS[intent]})\s+(?:it|that|this|them)\b"
-                                 r"(?:\s+\S+){0,3}\s*[.!]?$", match["request"], re.I) \
+    said = strip_opening(text)
+    if _OPENS_WITH_REQUEST[intent].match(said):
+        return text
+    match = _PREAMBLE[intent].match(said)
+    if match is None or _POINTS_BACK[intent].match(match["request"]) \
             or not _TAILS.sub("", ", " + match["request"]).strip():
         return text  # "…, keep that in mind", "…, add it as a task": the scene is the words
     return match["request"]
@@ -382,8 +388,8 @@ class SlotReader:
             r"i (?:can't|cannot|don't|do not) remember|i (?:forgot|forget|lost)|"
             r"remind me of|tell me about|(?:info|details|information) on|anything about|"
             r"what's the story with|what have we got (?:about|on)|"
-            r"what do (?:i|we|you) (?:know|have) (?:about|on)|what have i got on|"
-            r"tell me (?:what you know about|all about)|what's in memory about|"
+            r"what do (?:i|we|you) (?:know|have) (?:about|on)|tell me all about|"
+            r"what's in memory about|"
             r"anything on file about|search (?:my )?(?:notes|memory) for|search for|"
             r"find (?:me )?(?:the note about|anything about|information of)|look up|"
             r"dig up|do (?:i|we) have anything on file about|did i (?:note|save|write down) "

@@ -126,9 +126,9 @@ def parse_when(text: str, *, now: datetime) -> When | None:
         day = now.date()
         if datetime.combine(day, clock, tz) <= now:
             day += timedelta(days=1)
+    if today_if_ahead and datetime.combine(day, clock or time(9), tz) <= now:
+        day += timedelta(days=7)
     at = datetime.combine(day, clock or time(9), tz)
-    if today_if_ahead and at <= now:
-        at = datetime.combine(day + timedelta(days=7), clock or time(9), tz)
     return When(at, tuple(sorted(set(spans))), repeat)
 
 
